@@ -1,0 +1,32 @@
+#!/bin/sh
+# bootstrap.sh - install what the build and the tests need on Debian 12.
+#
+# Idempotent and quiet when everything is present: it asks dpkg for each
+# package and calls apt-get only for the missing ones, so `make` pays
+# a few milliseconds when nothing is missing.
+set -eu
+
+PKGS="gcc make libc6-dev zlib1g-dev libcriterion-dev pkg-config"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    echo "bootstrap: installing:$missing"
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=""
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "bootstrap: need root (or sudo) to install:$missing" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q || true
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,567 @@
+/*
+ * commitlog.c - CommitLog segments, appends, flush ranges (commitlog.h).
+ *
+ * Write mode (writeWithoutMmap): by default records are encoded straight
+ * into the shared mapping and made durable with msync(MS_SYNC) of the dirty
+ * page range. With writeWithoutMmap=true they are encoded into a staging
+ * buffer, pwritten, and made durable with fdatasync. `sprocket bench store`
+ * measures both; msync of the exact range was the faster here because it
+ * avoids one copy and one syscall per record, and with group commit the
+ * write-protect fault after each flush costs one fault per flush, not per
+ * record (PERF.md 5.3), so it is the default.
+ *
+ * Locking: `segs_lock` (rwlock) guards the segment array; appends touch the
+ * array only when rolling, under the write side. `alloc_lock` guards the
+ * prepared next segment, shared with the allocation thread.
+ */
+#include "store/commitlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/errors.h"
+#include "store/record.h"
+#include "store/segment.h"
+#include "store/storeio.h"
+
+struct clog {
+    char cl_dir[PATH_MAX];
+    size_t cl_seg_size;
+    int cl_use_pwrite;
+    int cl_prefault;
+
+    pthread_rwlock_t cl_segs_lock;
+    struct segment **cl_segs; /* cl_segs[0] is the oldest */
+    size_t cl_nsegs, cl_cap;
+
+    _Atomic uint64_t cl_written;
+
+    pthread_mutex_t cl_alloc_lock;
+    struct segment *cl_next; /* prepared ahead of need, not yet in cl_segs */
+
+    uint8_t *cl_stage; /* pwrite mode: the record being encoded */
+    size_t cl_stage_cap;
+};
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+segs_push(struct clog *c, struct segment *seg)
+{
+    if (c->cl_nsegs == c->cl_cap) {
+        size_t cap = c->cl_cap ? c->cl_cap * 2 : 16;
+        struct segment **n = realloc(c->cl_segs, cap * sizeof(*n));
+        if (n == NULL)
+            return -ENOMEM;
+        c->cl_segs = n;
+        c->cl_cap = cap;
+    }
+    c->cl_segs[c->cl_nsegs++] = seg;
+    return 0;
+}
+
+int
+clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct clog **out,
+          char *err, size_t errlen)
+{
+    struct clog *c = calloc(1, sizeof(*c));
+    uint64_t *bases = NULL;
+    size_t nb = 0, cap = 0;
+    DIR *d = NULL;
+    struct dirent *de;
+    int rc;
+
+    if (c == NULL)
+        return -ENOMEM;
+    snprintf(c->cl_dir, sizeof(c->cl_dir), "%s", dir);
+    c->cl_seg_size = seg_size;
+    c->cl_use_pwrite = use_pwrite;
+    c->cl_prefault = prefault;
+    pthread_rwlock_init(&c->cl_segs_lock, NULL);
+    pthread_mutex_init(&c->cl_alloc_lock, NULL);
+
+    rc = sio_mkdirs(dir);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, spk_strerror(rc));
+        goto fail;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot read %s: %s", dir, spk_strerror(rc));
+        goto fail;
+    }
+    while ((de = readdir(d)) != NULL) {
+        uint64_t b;
+        if (seg_parse_name(de->d_name, &b) != 0)
+            continue;
+        if (nb == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *n = realloc(bases, cap * sizeof(*n));
+            if (n == NULL) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            bases = n;
+        }
+        bases[nb++] = b;
+    }
+    closedir(d);
+    d = NULL;
+    qsort(bases, nb, sizeof(*bases), cmp_u64);
+
+    for (size_t i = 0; i < nb; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        struct segment *seg;
+
+        snprintf(path, sizeof(path), "%s/%020" PRIu64, dir, bases[i]);
+        if (stat(path, &st) != 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: %s", path, spk_strerror(rc));
+            goto fail;
+        }
+        if (st.st_size == 0 && i == nb - 1) {
+            /* A crash between create and fallocate leaves an empty last
+             * file; it never held data. */
+            rc = sio_unlink(path);
+            if (rc == 0)
+                rc = sio_dirsync(dir);
+            if (rc != 0) {
+                snprintf(err, errlen, "%s: cannot remove empty file: %s", path, spk_strerror(rc));
+                goto fail;
+            }
+            break;
+        }
+        if ((uint64_t)st.st_size != seg_size) {
+            rc = SPK_ECORRUPT;
+            snprintf(err, errlen,
+                     "%s: size %" PRIu64 " differs from mappedFileSizeCommitLog %zu "
+                     "(was the store written with another segment size?)",
+                     path, (uint64_t)st.st_size, seg_size);
+            goto fail;
+        }
+        if (bases[i] % seg_size != 0 || (i > 0 && bases[i] != bases[i - 1] + seg_size)) {
+            rc = SPK_ECORRUPT;
+            snprintf(err, errlen, "%s: name is not %s segment after the previous one", path,
+                     bases[i] % seg_size ? "aligned to the segment size as a" : "the next");
+            goto fail;
+        }
+        rc = seg_open(path, bases[i], seg_size, &seg);
+        if (rc == 0)
+            rc = segs_push(c, seg);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: cannot map: %s", path, spk_strerror(rc));
+            goto fail;
+        }
+    }
+    free(bases);
+    /* Until recovery says otherwise the log ends where the files end. */
+    atomic_store(&c->cl_written, c->cl_nsegs ? seg_base(c->cl_segs[0]) +
+                                                   c->cl_nsegs * seg_size
+                                             : 0);
+    *out = c;
+    return 0;
+
+fail:
+    if (d)
+        closedir(d);
+    free(bases);
+    clog_close(c);
+    return rc;
+}
+
+void
+clog_close(struct clog *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->cl_nsegs; i++)
+        seg_unref(c->cl_segs[i]);
+    if (c->cl_next) {
+        /* Never handed out: remove it so the directory holds only what
+         * the log uses (RocketMQ deletes unused preallocations too). */
+        seg_destroy(c->cl_next);
+    }
+    free(c->cl_segs);
+    free(c->cl_stage);
+    pthread_rwlock_destroy(&c->cl_segs_lock);
+    pthread_mutex_destroy(&c->cl_alloc_lock);
+    free(c);
+}
+
+size_t
+clog_seg_size(const struct clog *c)
+{
+    return c->cl_seg_size;
+}
+
+const char *
+clog_dir(const struct clog *c)
+{
+    return c->cl_dir;
+}
+
+uint64_t
+clog_min(struct clog *c)
+{
+    uint64_t m;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    m = c->cl_nsegs ? seg_base(c->cl_segs[0]) : atomic_load(&c->cl_written);
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    return m;
+}
+
+uint64_t
+clog_written(const struct clog *c)
+{
+    return atomic_load_explicit(&((struct clog *)c)->cl_written, memory_order_acquire);
+}
+
+uint64_t
+clog_end_of_files(struct clog *c)
+{
+    uint64_t e;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    e = c->cl_nsegs ? seg_base(c->cl_segs[c->cl_nsegs - 1]) + c->cl_seg_size : 0;
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    return e;
+}
+
+size_t
+clog_nsegs(struct clog *c)
+{
+    size_t n;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    n = c->cl_nsegs;
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    return n;
+}
+
+void
+clog_set_written(struct clog *c, uint64_t off)
+{
+    atomic_store_explicit(&c->cl_written, off, memory_order_release);
+}
+
+/* Caller holds segs_lock (either side). */
+static struct segment *
+seg_at_locked(struct clog *c, uint64_t phys)
+{
+    uint64_t first;
+    size_t i;
+
+    if (c->cl_nsegs == 0)
+        return NULL;
+    first = seg_base(c->cl_segs[0]);
+    if (phys < first)
+        return NULL;
+    i = (size_t)((phys - first) / c->cl_seg_size);
+    return i < c->cl_nsegs ? c->cl_segs[i] : NULL;
+}
+
+struct segment *
+clog_seg_at(struct clog *c, uint64_t phys)
+{
+    struct segment *seg;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    seg = seg_at_locked(c, phys);
+    if (seg)
+        seg_ref(seg);
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    return seg;
+}
+
+/* Gets the segment for <base>: the prepared one if it matches, else a new
+ * one created now. Appends it to the array. */
+static int
+add_segment(struct clog *c, uint64_t base)
+{
+    struct segment *seg = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&c->cl_alloc_lock);
+    if (c->cl_next && seg_base(c->cl_next) == base) {
+        seg = c->cl_next;
+        c->cl_next = NULL;
+    } else {
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, c->cl_prefault, &seg);
+    }
+    pthread_mutex_unlock(&c->cl_alloc_lock);
+    if (rc != 0)
+        return rc;
+    pthread_rwlock_wrlock(&c->cl_segs_lock);
+    rc = segs_push(c, seg);
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    if (rc != 0)
+        seg_destroy(seg);
+    return rc;
+}
+
+int
+clog_prepare_next(struct clog *c)
+{
+    uint64_t base;
+    int rc = 0;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    base = c->cl_nsegs ? seg_base(c->cl_segs[c->cl_nsegs - 1]) + c->cl_seg_size
+                       : atomic_load(&c->cl_written) / c->cl_seg_size * c->cl_seg_size;
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+
+    /* Created under alloc_lock: a writer that needs this very segment waits
+     * for it here instead of racing to create the same file. */
+    pthread_mutex_lock(&c->cl_alloc_lock);
+    if (c->cl_next != NULL && seg_base(c->cl_next) != base) {
+        seg_destroy(c->cl_next); /* stale after a truncation */
+        c->cl_next = NULL;
+    }
+    if (c->cl_next == NULL) {
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, c->cl_prefault, &c->cl_next);
+        if (rc == -EEXIST)
+            rc = 0; /* the writer made it already and it is in the list */
+    }
+    pthread_mutex_unlock(&c->cl_alloc_lock);
+    return rc;
+}
+
+int
+clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst)
+{
+    uint64_t w = atomic_load_explicit(&c->cl_written, memory_order_relaxed);
+    size_t ss = c->cl_seg_size;
+    struct segment *seg;
+    int rc;
+
+    if (len + REC_BLANK_MIN > ss)
+        return SPK_ETOOBIG;
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    seg = seg_at_locked(c, w);
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+
+    if (seg != NULL && (w % ss) + len + REC_BLANK_MIN > ss) {
+        /* INV-3: close the segment with a BLANK filler and move on. */
+        size_t pos = (size_t)(w % ss);
+        uint8_t blank[8];
+        rec_encode_blank(blank, (uint32_t)(ss - pos));
+        if (c->cl_use_pwrite) {
+            rc = seg_pwrite(seg, blank, sizeof(blank), pos);
+            if (rc != 0)
+                return rc;
+        } else {
+            memcpy(seg_data(seg) + pos, blank, sizeof(blank));
+        }
+        w += ss - pos;
+        atomic_store_explicit(&c->cl_written, w, memory_order_release);
+        pthread_rwlock_rdlock(&c->cl_segs_lock);
+        seg = seg_at_locked(c, w);
+        pthread_rwlock_unlock(&c->cl_segs_lock);
+    }
+    if (seg == NULL) {
+        rc = add_segment(c, w - w % ss);
+        if (rc != 0)
+            return rc;
+        pthread_rwlock_rdlock(&c->cl_segs_lock);
+        seg = seg_at_locked(c, w);
+        pthread_rwlock_unlock(&c->cl_segs_lock);
+        if (seg == NULL)
+            return -EIO;
+    }
+    *phys = w;
+    if (c->cl_use_pwrite) {
+        if (c->cl_stage_cap < len) {
+            uint8_t *n = realloc(c->cl_stage, len);
+            if (n == NULL)
+                return -ENOMEM;
+            c->cl_stage = n;
+            c->cl_stage_cap = len;
+        }
+        *dst = c->cl_stage;
+    } else {
+        *dst = seg_data(seg) + (w % ss);
+    }
+    return 0;
+}
+
+int
+clog_commit(struct clog *c, uint64_t phys, size_t len)
+{
+    if (c->cl_use_pwrite) {
+        struct segment *seg;
+        int rc;
+
+        pthread_rwlock_rdlock(&c->cl_segs_lock);
+        seg = seg_at_locked(c, phys);
+        pthread_rwlock_unlock(&c->cl_segs_lock);
+        if (seg == NULL)
+            return -EIO;
+        rc = seg_pwrite(seg, c->cl_stage, len, (size_t)(phys % c->cl_seg_size));
+        if (rc != 0)
+            return rc;
+    }
+    atomic_store_explicit(&c->cl_written, phys + len, memory_order_release);
+    return 0;
+}
+
+int
+clog_sync(struct clog *c, uint64_t from, uint64_t to)
+{
+    size_t ss = c->cl_seg_size;
+
+    while (from < to) {
+        struct segment *seg = clog_seg_at(c, from);
+        uint64_t seg_end;
+        int rc;
+
+        if (seg == NULL)
+            return -EIO;
+        seg_end = seg_base(seg) + ss;
+        size_t a = (size_t)(from - seg_base(seg));
+        size_t b = (size_t)((to < seg_end ? to : seg_end) - seg_base(seg));
+        rc = seg_sync(seg, a, b, c->cl_use_pwrite);
+        seg_unref(seg);
+        if (rc != 0)
+            return rc;
+        from = seg_base(seg) + b;
+    }
+    return 0;
+}
+
+int
+clog_truncate(struct clog *c, uint64_t end, uint64_t *zeroed)
+{
+    size_t ss = c->cl_seg_size;
+    struct segment *seg;
+    int rc = 0;
+
+    *zeroed = 0;
+    /* Delete every segment that starts after the end; a segment that
+     * starts exactly at the end stays, emptied. */
+    pthread_rwlock_wrlock(&c->cl_segs_lock);
+    while (c->cl_nsegs > 0 && seg_base(c->cl_segs[c->cl_nsegs - 1]) > end) {
+        struct segment *last = c->cl_segs[--c->cl_nsegs];
+        rc = seg_destroy(last);
+        if (rc != 0)
+            break;
+    }
+    seg = seg_at_locked(c, end);
+    if (seg)
+        seg_ref(seg);
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    if (rc != 0)
+        goto out;
+
+    if (seg != NULL) {
+        /* Zero what lies beyond the cut, up to the last non-zero byte, so
+         * that no stale bytes can ever be read as records again (STORE.md
+         * 16, point 1). */
+        size_t pos = (size_t)(end - seg_base(seg)), last = ss;
+        uint8_t *p = seg_data(seg);
+        while (last > pos && p[last - 1] == 0)
+            last--;
+        if (last > pos) {
+            if (c->cl_use_pwrite) {
+                static const uint8_t zeros[65536];
+                for (size_t o = pos; o < last && rc == 0; o += sizeof(zeros)) {
+                    size_t n = last - o < sizeof(zeros) ? last - o : sizeof(zeros);
+                    rc = seg_pwrite(seg, zeros, n, o);
+                }
+            } else {
+                memset(p + pos, 0, last - pos);
+            }
+            if (rc == 0)
+                rc = seg_sync(seg, pos, last, c->cl_use_pwrite);
+            *zeroed = last - pos;
+        }
+        seg_unref(seg);
+    }
+    atomic_store(&c->cl_written, end);
+out:
+    return rc;
+}
+
+int
+clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
+{
+    static const uint8_t m1[4] = {0xDA, 0xA3, 0x20, 0xA7};
+    static const uint8_t m2[4] = {0xDA, 0xA3, 0x20, 0xAB};
+    uint64_t end = clog_end_of_files(c), pos = from + 1;
+    size_t ss = c->cl_seg_size;
+
+    while (pos < end) {
+        struct segment *seg = clog_seg_at(c, pos);
+        if (seg == NULL)
+            break;
+        const uint8_t *p = seg_data(seg);
+        size_t i = (size_t)(pos - seg_base(seg));
+        /* A record's magic sits 4 bytes into it; look for either magic and
+         * validate the record around each hit. */
+        while (i + 8 <= ss) {
+            const uint8_t *h1 = memmem(p + i + 4, ss - i - 4, m1, 4);
+            const uint8_t *h2 = memmem(p + i + 4, ss - i - 4, m2, 4);
+            const uint8_t *h = h1 && (!h2 || h1 < h2) ? h1 : h2;
+            struct rec_view v;
+            const char *why;
+            if (h == NULL)
+                break;
+            size_t at = (size_t)(h - p) - 4;
+            if (rec_parse(p + at, ss - at, seg_base(seg) + at, REC_CHECK_CRC, &v, &why) > 0) {
+                *found = seg_base(seg) + at;
+                seg_unref(seg);
+                return 1;
+            }
+            i = at + 1;
+        }
+        pos = seg_base(seg) + ss;
+        seg_unref(seg);
+    }
+    return 0;
+}
+
+int
+clog_delete_first(struct clog *c)
+{
+    struct segment *first;
+
+    pthread_rwlock_wrlock(&c->cl_segs_lock);
+    if (c->cl_nsegs < 2) {
+        pthread_rwlock_unlock(&c->cl_segs_lock);
+        return -EBUSY;
+    }
+    first = c->cl_segs[0];
+    memmove(c->cl_segs, c->cl_segs + 1, (c->cl_nsegs - 1) * sizeof(*c->cl_segs));
+    c->cl_nsegs--;
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    /* INV-3 of segment.h: readers holding views keep the mapping alive. */
+    return seg_destroy(first);
+}
+
+int64_t
+clog_first_mtime_ms(struct clog *c)
+{
+    struct stat st;
+    int64_t t = -1;
+
+    pthread_rwlock_rdlock(&c->cl_segs_lock);
+    if (c->cl_nsegs > 0 && fstat(seg_fd(c->cl_segs[0]), &st) == 0)
+        t = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    return t;
+}

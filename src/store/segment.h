@@ -1,0 +1,62 @@
+/*
+ * segment.h - one preallocated, memory-mapped file of a log (CommitLog or
+ * ConsumeQueue).
+ *
+ * A segment is named after the byte offset of its first byte in its log
+ * (20 zero-padded digits), so the directory listing is the segment index.
+ *
+ * Invariants:
+ *   INV-1  A segment's blocks are reserved on disk (posix_fallocate) before
+ *          it is mapped: running out of space is -ENOSPC at creation, never
+ *          SIGBUS on a store into an unbacked page.
+ *   INV-2  The creating directory entry is fsynced before the segment is
+ *          handed out.
+ *   INV-3  The mapping lives as long as a reference does: seg_destroy()
+ *          unlinks the file at once but the munmap waits for the last
+ *          seg_unref(), so a reader's view is never pulled from under it.
+ *
+ * Lifecycle:
+ *
+ *     seg_create / seg_open --> LIVE --seg_destroy--> UNLINKED --last unref--> freed
+ *                                 \----------------last unref (close)--------> freed
+ */
+#ifndef SPK_STORE_SEGMENT_H
+#define SPK_STORE_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct segment;
+
+/* Creates <dir>/<base> of <size> bytes, reserved and mapped; <prefault>
+ * populates the page tables now (PERF.md 5.1). The caller owns the one
+ * reference returned. */
+int seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct segment **out);
+
+/* Opens an existing <path> whose size must be exactly <size>. */
+int seg_open(const char *path, uint64_t base, size_t size, struct segment **out);
+
+void seg_ref(struct segment *seg);
+void seg_unref(struct segment *seg);
+
+/* Unlinks the file and fsyncs its directory; the mapping stays until the
+ * last reference goes. Drops the caller's reference. */
+int seg_destroy(struct segment *seg);
+
+uint64_t seg_base(const struct segment *seg);
+size_t seg_size(const struct segment *seg);
+uint8_t *seg_data(const struct segment *seg);
+int seg_fd(const struct segment *seg);
+const char *seg_path(const struct segment *seg);
+
+/* Makes bytes [from, to) (segment positions) durable: msync of the range,
+ * or fdatasync when <use_fdatasync> (data written with pwrite). */
+int seg_sync(struct segment *seg, size_t from, size_t to, int use_fdatasync);
+
+/* Writes <len> bytes at segment position <pos> with pwrite. */
+int seg_pwrite(struct segment *seg, const void *buf, size_t len, size_t pos);
+
+/* Parses a 20-digit segment name; returns 0 and the offset. */
+int seg_parse_name(const char *name, uint64_t *base);
+
+#endif /* SPK_STORE_SEGMENT_H */
