@@ -20,6 +20,13 @@ uint32_t spk_crc32(const void *buf, size_t len);
 /* Continues a plain CRC-32 over more bytes. Start with <crc> = 0. */
 uint32_t spk_crc32_update(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * CRC-32 of A||B from crc(A), crc(B) and the length of B (zlib's
+ * crc32_combine). The operator for a length is cached per thread, because
+ * the record encoder combines with the same few lengths over and over.
+ */
+uint32_t spk_crc32_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
+
 /* CRC-32 & 0x7FFFFFFF: the value RocketMQ stores (BODYCRC, __CRC32#). */
 uint32_t spk_crc32_masked(const void *buf, size_t len);
 

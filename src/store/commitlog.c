@@ -444,8 +444,26 @@ clog_sync(struct clog *c, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Position just past the last non-zero byte of p[from, to), or <from>. */
+static size_t
+last_nonzero(const uint8_t *p, size_t from, size_t to)
+{
+    while (to > from && (to & 7) != 0 && p[to - 1] == 0)
+        to--;
+    while (to >= from + 8) {
+        uint64_t w;
+        memcpy(&w, p + to - 8, 8);
+        if (w != 0)
+            break;
+        to -= 8;
+    }
+    while (to > from && p[to - 1] == 0)
+        to--;
+    return to;
+}
+
 int
-clog_truncate(struct clog *c, uint64_t end, uint64_t *zeroed)
+clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
 {
     size_t ss = c->cl_seg_size;
     struct segment *seg;
@@ -468,14 +486,13 @@ clog_truncate(struct clog *c, uint64_t end, uint64_t *zeroed)
     if (rc != 0)
         goto out;
 
-    if (seg != NULL) {
+    if (seg != NULL && zero_tail) {
         /* Zero what lies beyond the cut, up to the last non-zero byte, so
          * that no stale bytes can ever be read as records again (STORE.md
          * 16, point 1). */
-        size_t pos = (size_t)(end - seg_base(seg)), last = ss;
+        size_t pos = (size_t)(end - seg_base(seg));
         uint8_t *p = seg_data(seg);
-        while (last > pos && p[last - 1] == 0)
-            last--;
+        size_t last = last_nonzero(p, pos, ss);
         if (last > pos) {
             if (c->cl_use_pwrite) {
                 static const uint8_t zeros[65536];
@@ -490,8 +507,9 @@ clog_truncate(struct clog *c, uint64_t end, uint64_t *zeroed)
                 rc = seg_sync(seg, pos, last, c->cl_use_pwrite);
             *zeroed = last - pos;
         }
-        seg_unref(seg);
     }
+    if (seg != NULL)
+        seg_unref(seg);
     atomic_store(&c->cl_written, end);
 out:
     return rc;

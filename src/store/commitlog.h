@@ -68,11 +68,12 @@ int clog_prepare_next(struct clog *c);
 int clog_sync(struct clog *c, uint64_t from, uint64_t to);
 
 /*
- * Recovery: cuts the log at <end>: zeroes bytes [end, end of the dirty area)
- * in the segment holding <end> and syncs them, deletes every later segment,
- * sets written = end. Returns the number of bytes zeroed in *zeroed.
+ * Recovery: cuts the log at <end>: deletes every later segment, sets
+ * written = end and, with <zero_tail>, zeroes bytes [end, last non-zero
+ * byte] of the segment holding <end> and syncs them. Returns the number of
+ * bytes zeroed in *zeroed.
  */
-int clog_truncate(struct clog *c, uint64_t end, uint64_t *zeroed);
+int clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed);
 
 /*
  * Looks for any valid record (CRC checked, PHYSICALOFFSET matching its

@@ -75,10 +75,11 @@ seal_crc_prop(uint8_t *dst, size_t len)
     put_crc_digits(dst + len - 11, crc);
 }
 
-void
-rec_encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc,
-           uint64_t queue_off, uint64_t phys_off, int64_t store_ts, int crc_prop)
+static void
+encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc, uint64_t queue_off,
+       uint64_t phys_off, int64_t store_ts, int crc_prop, const uint32_t *body_plain)
 {
+    size_t body_at = 0;
     uint8_t *p = dst;
     int32_t sysflag = m->sysflag & ~(REC_SYS_BORN_V6 | REC_SYS_STORE_V6);
     int v2 = topic_len_size(m) == 2;
@@ -113,6 +114,7 @@ rec_encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc,
     be_put64(p + 4, (uint64_t)m->prepared_tx_offset);
     be_put32(p + 12, (uint32_t)m->body_len);
     p += 16;
+    body_at = (size_t)(p - dst);
     if (m->body_len > 0)
         memcpy(p, m->body, m->body_len);
     p += m->body_len;
@@ -135,8 +137,31 @@ rec_encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc,
         memcpy(p, CRC_PROP_NAME, CRC_PROP_NAME_LEN);
         p[CRC_PROP_NAME_LEN] = REC_NAME_SEP;
         p[CRC_PROP_NAME_LEN + 11] = REC_PROP_SEP;
-        seal_crc_prop(dst, len);
+        if (body_plain == NULL) {
+            seal_crc_prop(dst, len);
+        } else {
+            size_t tail_at = body_at + m->body_len, tail_len = len - REC_CRC_PROP_LEN - tail_at;
+            uint32_t crc = spk_crc32(dst, body_at);
+            crc = spk_crc32_combine(crc, *body_plain, m->body_len);
+            crc = spk_crc32_combine(crc, spk_crc32(dst + tail_at, tail_len), tail_len);
+            put_crc_digits(dst + len - 11, crc & SPK_CRC_MASK);
+        }
     }
+}
+
+void
+rec_encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc,
+           uint64_t queue_off, uint64_t phys_off, int64_t store_ts, int crc_prop)
+{
+    encode(dst, len, m, body_crc, queue_off, phys_off, store_ts, crc_prop, NULL);
+}
+
+void
+rec_encode_fast(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc_plain,
+                uint64_t queue_off, uint64_t phys_off, int64_t store_ts, int crc_prop)
+{
+    encode(dst, len, m, body_crc_plain & SPK_CRC_MASK, queue_off, phys_off, store_ts, crc_prop,
+           &body_crc_plain);
 }
 
 void

@@ -119,6 +119,14 @@ size_t rec_length(const struct rec_msg *m, int crc_prop);
 void rec_encode(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc,
                 uint64_t queue_off, uint64_t phys_off, int64_t store_ts, int crc_prop);
 
+/*
+ * Same as rec_encode, but takes the plain (unmasked) CRC-32 of the body and
+ * derives the whole-record CRC from it with crc32_combine instead of
+ * reading the body a second time: the append path's costliest step.
+ */
+void rec_encode_fast(uint8_t *dst, size_t len, const struct rec_msg *m, uint32_t body_crc_plain,
+                     uint64_t queue_off, uint64_t phys_off, int64_t store_ts, int crc_prop);
+
 /* Rewrites QUEUEOFFSET in an encoded record and refreshes its CRC property. */
 void rec_patch_queue_off(uint8_t *rec, uint64_t queue_off);
 
