@@ -121,7 +121,8 @@ clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct
     }
     closedir(d);
     d = NULL;
-    qsort(bases, nb, sizeof(*bases), cmp_u64);
+    if (nb > 1)
+        qsort(bases, nb, sizeof(*bases), cmp_u64);
 
     for (size_t i = 0; i < nb; i++) {
         char path[PATH_MAX];

@@ -168,7 +168,8 @@ cq_open(const char *dir, const char *topic, int32_t queue_id, size_t seg_size,
         snprintf(err, errlen, "cannot read %s: %s", dir, spk_strerror(rc));
         goto fail;
     }
-    qsort(bases, nb, sizeof(*bases), cmp_u64);
+    if (nb > 1)
+        qsort(bases, nb, sizeof(*bases), cmp_u64);
     for (size_t i = 0; i < nb; i++) {
         char path[PATH_MAX];
         struct segment *seg;
