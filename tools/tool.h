@@ -1,0 +1,29 @@
+/*
+ * tool.h - what the files of the `sprocket` command-line tool share.
+ *
+ * Every .c file in tools/ is linked into one binary; sprocket.c owns main() and
+ * hands each command its own argv, with argv[0] the command's name
+ * ("store", "bench"), so a command parses exactly what follows its name.
+ *
+ * Exit codes, the same for every command (scripts rely on them):
+ *   0  success, nothing wrong found
+ *   1  the command ran and found problems, or the work it does failed
+ *   2  usage error: the command line was wrong; nothing was done
+ */
+#ifndef SPK_TOOLS_TOOL_H
+#define SPK_TOOLS_TOOL_H
+
+#define TOOL_EXIT_OK 0
+#define TOOL_EXIT_FAIL 1
+#define TOOL_EXIT_USAGE 2
+
+/* 1 when <arg> asks for help ("--help", "-h", "help"). */
+int tool_is_help(const char *arg);
+
+/* `sprocket store ...` (cmd_store.c). */
+int cmd_store(int argc, char **argv);
+
+/* `sprocket bench ...` (bench_store.c). */
+int cmd_bench(int argc, char **argv);
+
+#endif /* SPK_TOOLS_TOOL_H */
