@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/bytes.h"
 #include "common/errors.h"
 #include "store/record.h"
 #include "store/segment.h"
@@ -43,6 +45,7 @@ struct clog {
     size_t cl_nsegs, cl_cap;
 
     _Atomic uint64_t cl_written;
+    atomic_int cl_stop_prefault;
 
     pthread_mutex_t cl_alloc_lock;
     struct segment *cl_next; /* prepared ahead of need, not yet in cl_segs */
@@ -303,7 +306,8 @@ add_segment(struct clog *c, uint64_t base)
         seg = c->cl_next;
         c->cl_next = NULL;
     } else {
-        rc = seg_create(c->cl_dir, base, c->cl_seg_size, c->cl_prefault, &seg);
+        /* Needed now: no prefault here, the writer is waiting. */
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, 0, &seg);
     }
     pthread_mutex_unlock(&c->cl_alloc_lock);
     if (rc != 0)
@@ -316,9 +320,16 @@ add_segment(struct clog *c, uint64_t base)
     return rc;
 }
 
+void
+clog_stop_prefault(struct clog *c)
+{
+    atomic_store(&c->cl_stop_prefault, 1);
+}
+
 int
 clog_prepare_next(struct clog *c)
 {
+    struct segment *fresh = NULL;
     uint64_t base;
     int rc = 0;
 
@@ -328,18 +339,37 @@ clog_prepare_next(struct clog *c)
     pthread_rwlock_unlock(&c->cl_segs_lock);
 
     /* Created under alloc_lock: a writer that needs this very segment waits
-     * for it here instead of racing to create the same file. */
+     * for the fallocate (milliseconds), never for the prefault. */
     pthread_mutex_lock(&c->cl_alloc_lock);
     if (c->cl_next != NULL && seg_base(c->cl_next) != base) {
         seg_destroy(c->cl_next); /* stale after a truncation */
         c->cl_next = NULL;
     }
     if (c->cl_next == NULL) {
-        rc = seg_create(c->cl_dir, base, c->cl_seg_size, c->cl_prefault, &c->cl_next);
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, 0, &c->cl_next);
         if (rc == -EEXIST)
             rc = 0; /* the writer made it already and it is in the list */
+        else if (rc == 0 && c->cl_prefault) {
+            fresh = c->cl_next;
+            seg_ref(fresh);
+        }
     }
     pthread_mutex_unlock(&c->cl_alloc_lock);
+
+    if (fresh != NULL) {
+        /* Populate in 16 MiB steps from wherever the writer is, so the
+         * work stays ahead of it and shutdown does not wait for a whole
+         * segment. The writer may already be appending into it. */
+        const size_t step = 16u << 20;
+        for (size_t pos = 0; pos < c->cl_seg_size && !atomic_load(&c->cl_stop_prefault);
+             pos += step) {
+            uint64_t w = atomic_load(&c->cl_written);
+            if (w > base + pos && w < base + c->cl_seg_size)
+                pos = (size_t)(w - base) & ~(size_t)4095;
+            seg_prefault(fresh, pos, pos + step);
+        }
+        seg_unref(fresh);
+    }
     return rc;
 }
 
@@ -445,6 +475,36 @@ clog_sync(struct clog *c, uint64_t from, uint64_t to)
     return 0;
 }
 
+/*
+ * Next region of <seg> at or after <pos> that may hold bytes, as [*a, *b).
+ * Unwritten extents of a preallocated file that are not in the page cache
+ * read as zeros without being stored anywhere; SEEK_DATA skips them, so a
+ * search over a mostly empty GiB segment does not allocate a GiB of page
+ * cache. Falls back to the whole rest when the filesystem cannot say.
+ * Returns 0 when nothing is left.
+ */
+static int
+next_data(struct segment *seg, size_t pos, size_t *a, size_t *b)
+{
+    size_t ss = seg_size(seg);
+    off_t d, h;
+
+    if (pos >= ss)
+        return 0;
+    d = lseek(seg_fd(seg), (off_t)pos, SEEK_DATA);
+    if (d == -1) {
+        if (errno == ENXIO)
+            return 0;
+        *a = pos;
+        *b = ss;
+        return 1;
+    }
+    h = lseek(seg_fd(seg), d, SEEK_HOLE);
+    *a = (size_t)d;
+    *b = h == -1 || (size_t)h > ss ? ss : (size_t)h;
+    return *a < *b;
+}
+
 /* Position just past the last non-zero byte of p[from, to), or <from>. */
 static size_t
 last_nonzero(const uint8_t *p, size_t from, size_t to)
@@ -466,7 +526,6 @@ last_nonzero(const uint8_t *p, size_t from, size_t to)
 int
 clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
 {
-    size_t ss = c->cl_seg_size;
     struct segment *seg;
     int rc = 0;
 
@@ -485,73 +544,121 @@ clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
         seg_ref(seg);
     pthread_rwlock_unlock(&c->cl_segs_lock);
     if (rc != 0)
-        goto out;
+        goto done;
 
     if (seg != NULL && zero_tail) {
         /* Zero what lies beyond the cut, up to the last non-zero byte, so
          * that no stale bytes can ever be read as records again (STORE.md
          * 16, point 1). */
-        size_t pos = (size_t)(end - seg_base(seg));
-        uint8_t *p = seg_data(seg);
-        size_t last = last_nonzero(p, pos, ss);
-        if (last > pos) {
-            if (c->cl_use_pwrite) {
-                static const uint8_t zeros[65536];
-                for (size_t o = pos; o < last && rc == 0; o += sizeof(zeros)) {
-                    size_t n = last - o < sizeof(zeros) ? last - o : sizeof(zeros);
-                    rc = seg_pwrite(seg, zeros, n, o);
+        size_t pos = (size_t)(end - seg_base(seg)), last = pos, a, b, at = pos;
+        static const uint8_t zeros[65536];
+        uint8_t *buf = malloc(sizeof(zeros));
+        if (buf == NULL) {
+            rc = -ENOMEM;
+            goto done;
+        }
+        /* Read with pread, not through the mapping: see clog_reader. */
+        while (rc == 0 && next_data(seg, at, &a, &b)) {
+            if (a < pos)
+                a = pos;
+            for (size_t o = a; o < b; o += sizeof(zeros)) {
+                size_t n = b - o < sizeof(zeros) ? b - o : sizeof(zeros);
+                ssize_t got = sio_pread(seg_fd(seg), buf, n, o);
+                if (got < 0) {
+                    rc = (int)got;
+                    break;
                 }
-            } else {
-                memset(p + pos, 0, last - pos);
+                size_t l = last_nonzero(buf, 0, (size_t)got);
+                if (l > 0)
+                    last = o + l;
             }
-            if (rc == 0)
-                rc = seg_sync(seg, pos, last, c->cl_use_pwrite);
+            at = b;
+        }
+        free(buf);
+        for (size_t o = pos; rc == 0 && o < last; o += sizeof(zeros)) {
+            size_t n = last - o < sizeof(zeros) ? last - o : sizeof(zeros);
+            rc = seg_pwrite(seg, zeros, n, o);
+        }
+        if (rc == 0 && last > pos) {
+            rc = sio_fdatasync(seg_fd(seg));
             *zeroed = last - pos;
         }
     }
+done:
     if (seg != NULL)
         seg_unref(seg);
     atomic_store(&c->cl_written, end);
-out:
     return rc;
 }
 
 int
 clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
 {
-    static const uint8_t m1[4] = {0xDA, 0xA3, 0x20, 0xA7};
-    static const uint8_t m2[4] = {0xDA, 0xA3, 0x20, 0xAB};
+    /* Both magics (V1 DA A3 20 A7, V2 DA A3 20 AB) share these 3 bytes. */
+    static const uint8_t prefix[3] = {0xDA, 0xA3, 0x20};
     uint64_t end = clog_end_of_files(c), pos = from + 1;
-    size_t ss = c->cl_seg_size;
+    size_t ss = c->cl_seg_size, chunk = ss < (8u << 20) ? ss : (8u << 20);
+    struct clog_reader *scan = NULL, *check = NULL;
+    int rc = 0;
 
-    while (pos < end) {
+    /* Two readers: one streams through the data, the other reads whole
+     * candidate records (which may be larger than what the first holds). */
+    if (clog_reader_open(c, chunk, &scan) != 0 ||
+        clog_reader_open(c, ss < (16u << 20) ? ss : (16u << 20), &check) != 0)
+        goto out;
+    while (pos < end && rc == 0) {
         struct segment *seg = clog_seg_at(c, pos);
+        size_t start, a, b;
+        uint64_t base;
         if (seg == NULL)
             break;
-        const uint8_t *p = seg_data(seg);
-        size_t i = (size_t)(pos - seg_base(seg));
-        /* A record's magic sits 4 bytes into it; look for either magic and
-         * validate the record around each hit. */
-        while (i + 8 <= ss) {
-            const uint8_t *h1 = memmem(p + i + 4, ss - i - 4, m1, 4);
-            const uint8_t *h2 = memmem(p + i + 4, ss - i - 4, m2, 4);
-            const uint8_t *h = h1 && (!h2 || h1 < h2) ? h1 : h2;
-            struct rec_view v;
-            const char *why;
-            if (h == NULL)
-                break;
-            size_t at = (size_t)(h - p) - 4;
-            if (rec_parse(p + at, ss - at, seg_base(seg) + at, REC_CHECK_CRC, &v, &why) > 0) {
-                *found = seg_base(seg) + at;
-                seg_unref(seg);
-                return 1;
+        base = seg_base(seg);
+        start = (size_t)(pos - base);
+        while (rc == 0 && next_data(seg, start, &a, &b)) {
+            if (a < start)
+                a = start;
+            /* A record's magic sits 4 bytes into it. */
+            size_t i = a >= 4 ? a - 4 : 0;
+            if (i < start)
+                i = start;
+            while (i + 8 <= b + 4 && i + 8 <= ss) {
+                const uint8_t *p;
+                size_t avail;
+                if (clog_reader_at(scan, base + i, 8, &p, &avail) != 0)
+                    break;
+                const uint8_t *h = memmem(p + 4, avail - 4, prefix, sizeof(prefix));
+                if (h == NULL) {
+                    if (avail <= 8)
+                        break;
+                    i += avail - 7; /* keep an overlap for a magic across chunks */
+                    continue;
+                }
+                size_t at = i + (size_t)(h - p) - 4;
+                const uint8_t *q;
+                size_t qa;
+                struct rec_view v;
+                const char *why;
+                if (clog_reader_at(check, base + at, 8, &q, &qa) == 0) {
+                    uint32_t total = be_get32(q);
+                    if ((q[7] == 0xA7 || q[7] == 0xAB) && total <= ss - at &&
+                        clog_reader_at(check, base + at, total, &q, &qa) == 0 &&
+                        rec_parse(q, qa, base + at, REC_CHECK_CRC, &v, &why) > 0) {
+                        *found = base + at;
+                        rc = 1;
+                        break;
+                    }
+                }
+                i = at + 1;
             }
-            i = at + 1;
+            start = b;
         }
-        pos = seg_base(seg) + ss;
+        pos = base + ss;
         seg_unref(seg);
     }
-    return 0;
+out:
+    clog_reader_close(scan);
+    clog_reader_close(check);
+    return rc;
 }
 
 int
@@ -583,4 +690,69 @@ clog_first_mtime_ms(struct clog *c)
         t = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     pthread_rwlock_unlock(&c->cl_segs_lock);
     return t;
+}
+
+struct clog_reader {
+    struct clog *r_clog;
+    uint8_t *r_buf;
+    size_t r_cap;
+    uint64_t r_off; /* log offset of r_buf[0] */
+    size_t r_len;   /* valid bytes in r_buf */
+};
+
+int
+clog_reader_open(struct clog *c, size_t cap, struct clog_reader **out)
+{
+    struct clog_reader *r = calloc(1, sizeof(*r));
+
+    if (r == NULL || (r->r_buf = malloc(cap)) == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->r_clog = c;
+    r->r_cap = cap;
+    *out = r;
+    return 0;
+}
+
+void
+clog_reader_close(struct clog_reader *r)
+{
+    if (r == NULL)
+        return;
+    free(r->r_buf);
+    free(r);
+}
+
+int
+clog_reader_at(struct clog_reader *r, uint64_t off, size_t need, const uint8_t **p,
+               size_t *avail)
+{
+    size_t ss = r->r_clog->cl_seg_size;
+    uint64_t seg_end = off - off % ss + ss;
+    size_t left = (size_t)(seg_end - off);
+
+    if (need > left)
+        need = left;
+    if (need > r->r_cap)
+        return SPK_ETOOBIG;
+    if (!(off >= r->r_off && off + need <= r->r_off + r->r_len)) {
+        struct segment *seg = clog_seg_at(r->r_clog, off);
+        size_t n = left < r->r_cap ? left : r->r_cap;
+        ssize_t got;
+
+        if (seg == NULL)
+            return -ENOENT;
+        got = sio_pread(seg_fd(seg), r->r_buf, n, off - seg_base(seg));
+        seg_unref(seg);
+        if (got < 0)
+            return (int)got;
+        if ((size_t)got < need)
+            return -EIO;
+        r->r_off = off;
+        r->r_len = (size_t)got;
+    }
+    *p = r->r_buf + (off - r->r_off);
+    *avail = (size_t)(r->r_off + r->r_len - off);
+    return 0;
 }

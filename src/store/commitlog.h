@@ -61,8 +61,12 @@ int clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst);
 int clog_commit(struct clog *c, uint64_t phys, size_t len);
 
 /* Creates the segment after the last one if it does not exist yet (the
- * allocation thread calls this ahead of need). */
+ * allocation thread calls this ahead of need), publishes it at once, then,
+ * with prefault on, populates its pages ahead of the writer. */
 int clog_prepare_next(struct clog *c);
+
+/* Tells a running clog_prepare_next to stop prefaulting (shutdown). */
+void clog_stop_prefault(struct clog *c);
 
 /* Makes [from, to) durable. */
 int clog_sync(struct clog *c, uint64_t from, uint64_t to);
@@ -81,6 +85,25 @@ int clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
  * and its offset, 0 if none.
  */
 int clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found);
+
+/*
+ * Sequential reading with pread into a private buffer, for recovery. On this
+ * kind of VM every page-table entry costs several microseconds, so mapping
+ * a GiB of log to scan it once costs seconds; copying it out of the page
+ * cache costs a tenth of that.
+ */
+struct clog_reader;
+
+int clog_reader_open(struct clog *c, size_t cap, struct clog_reader **out);
+void clog_reader_close(struct clog_reader *r);
+
+/*
+ * Points *p at the log bytes from <off>: *avail bytes are valid, at least
+ * min(need, bytes left in the segment) of them, never past the segment end.
+ * The pointer is valid until the next call.
+ */
+int clog_reader_at(struct clog_reader *r, uint64_t off, size_t need, const uint8_t **p,
+                   size_t *avail);
 
 /* Deletes the first segment (clean-up). Never the last one. */
 int clog_delete_first(struct clog *c);

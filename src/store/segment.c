@@ -73,12 +73,8 @@ seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct seg
     rc = seg_map(fd, path, base, size, out);
     if (rc != 0)
         goto fail;
-    if (prefault) {
-        /* Fault the pages in now, off the append path: a first-touch fault
-         * costs ~12 us per 4 KiB here (PERF.md 5.1). Best effort: an old
-         * kernel without MADV_POPULATE_WRITE just faults later. */
-        (void)madvise((*out)->sg_map, size, MADV_POPULATE_WRITE);
-    }
+    if (prefault)
+        seg_prefault(*out, 0, size);
     return 0;
 
 fail:
@@ -112,6 +108,31 @@ seg_open(const char *path, uint64_t base, size_t size, struct segment **out)
 fail:
     sio_close(fd);
     return rc;
+}
+
+static void
+populate(struct segment *seg, size_t from, size_t to, int advice)
+{
+    from &= ~(size_t)4095;
+    if (to > seg->sg_size)
+        to = seg->sg_size;
+    if (from < to)
+        (void)madvise(seg->sg_map + from, to - from, advice);
+}
+
+void
+seg_prefault(struct segment *seg, size_t from, size_t to)
+{
+    /* A first-touch fault costs ~12 us per 4 KiB here (PERF.md 5.1); one
+     * madvise populates a whole range for a fraction of that. Best effort:
+     * a kernel without MADV_POPULATE_WRITE just faults later. */
+    populate(seg, from, to, MADV_POPULATE_WRITE);
+}
+
+void
+seg_prefault_read(struct segment *seg, size_t from, size_t to)
+{
+    populate(seg, from, to, MADV_POPULATE_READ);
 }
 
 void

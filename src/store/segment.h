@@ -33,6 +33,13 @@ struct segment;
  * reference returned. */
 int seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct segment **out);
 
+/* Populates the page tables of [from, to) for writing (MADV_POPULATE_WRITE),
+ * so that stores into it do not fault one page at a time. Best effort. */
+void seg_prefault(struct segment *seg, size_t from, size_t to);
+
+/* Populates [from, to) for reading (recovery scans). Best effort. */
+void seg_prefault_read(struct segment *seg, size_t from, size_t to);
+
 /* Opens an existing <path> whose size must be exactly <size>. */
 int seg_open(const char *path, uint64_t base, size_t size, struct segment **out);
 

@@ -210,6 +210,14 @@ now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 deadline_after(struct timespec *ts, int ms)
 {
@@ -517,6 +525,68 @@ dispatch_range(struct store *s, uint64_t from, uint64_t to, int only_rebuild, ui
         if (rc != 0)
             break;
     }
+    *reached = from;
+    return rc;
+}
+
+/* Reader buffer for recovery: big enough for the largest record. */
+static size_t
+recovery_chunk(struct store *s)
+{
+    size_t ss = clog_seg_size(s->clog), want = 16u << 20;
+    size_t maxrec = (size_t)s->cfg.maxMessageSize + 65536 + 4096;
+
+    if (want < maxrec)
+        want = maxrec;
+    return want < ss ? want : ss;
+}
+
+/* The same as dispatch_range for recovery, reading with pread (see
+ * commitlog.h, clog_reader) instead of through the mapping. */
+static int
+dispatch_range_read(struct store *s, uint64_t from, uint64_t to, int only_rebuild,
+                    uint64_t *reached)
+{
+    size_t ss = clog_seg_size(s->clog);
+    struct clog_reader *rd;
+    int rc = clog_reader_open(s->clog, recovery_chunk(s), &rd);
+
+    if (rc != 0) {
+        *reached = from;
+        return rc;
+    }
+    while (from < to) {
+        const uint8_t *p;
+        size_t avail, left = ss - (size_t)(from % ss);
+        struct rec_view v;
+
+        rc = clog_reader_at(rd, from, 8, &p, &avail);
+        if (rc == 0) {
+            uint32_t total = be_get32(p);
+            if (total <= left && total > avail)
+                rc = clog_reader_at(rd, from, total, &p, &avail);
+        }
+        if (rc != 0)
+            break;
+        if ((uint64_t)avail > to - from)
+            avail = (size_t)(to - from);
+        int n = rec_parse(p, avail, from, REC_CHECK_NONE, &v, NULL);
+        if (n == 0) {
+            from += left;
+            continue;
+        }
+        if (n < 0) {
+            rc = SPK_ECORRUPT;
+            break;
+        }
+        rc = dispatch_record(s, &v, from, only_rebuild);
+        if (rc != 0)
+            break;
+        from += (uint64_t)n;
+    }
+    if (from > to)
+        from = to;
+    clog_reader_close(rd);
     *reached = from;
     return rc;
 }
@@ -1138,29 +1208,43 @@ find_end(struct recov *r, uint64_t from)
                  files_end, durable, name);
         return SPK_ECORRUPT;
     }
+    struct clog_reader *rd;
+    int rc = clog_reader_open(s->clog, recovery_chunk(s), &rd);
+    if (rc != 0)
+        return rc;
     while (from < files_end) {
-        struct segment *seg = clog_seg_at(s->clog, from);
-        if (seg == NULL)
-            break;
-        size_t pos = (size_t)(from - seg_base(seg));
+        const uint8_t *p;
+        size_t avail, left = ss - (size_t)(from % ss);
         struct rec_view v;
-        int n = rec_parse(seg_data(seg) + pos, ss - pos, from, chk, &v, &why);
-        seg_unref(seg);
+        int n;
+
+        rc = clog_reader_at(rd, from, 8, &p, &avail);
+        if (rc == 0 && avail >= 8) {
+            uint32_t total = be_get32(p);
+            if (total <= left && total > avail)
+                rc = clog_reader_at(rd, from, total, &p, &avail);
+        }
+        if (rc != 0) {
+            clog_reader_close(rd);
+            snprintf(r->err, r->errlen, "cannot read the commitlog at offset %" PRIu64 ": %s",
+                     from, spk_strerror(rc));
+            return rc;
+        }
+        n = rec_parse(p, avail, from, chk, &v, &why);
         if (n == 0) {
-            if (v.total != ss - pos) {
+            if (v.total != left) {
                 why = "BLANK filler length does not reach the segment end";
                 n = -1;
             } else {
-                from = seg_base(seg) + ss;
+                from += left;
                 continue;
             }
         }
         if (n < 0)
             break;
         from += (uint64_t)n;
-        if (from % ss == 0)
-            continue;
     }
+    clog_reader_close(rd);
     if (from >= files_end) {
         r->end = from > files_end ? files_end : from;
         return 0;
@@ -1377,14 +1461,19 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
         return rc;
     }
 
+    int64_t t0 = mono_ms();
     from = scan_start(&r);
     rc = find_end(&r, from);
+    info->scan_ms = mono_ms() - t0;
     if (rc != 0)
         return rc;
     if (r.end < from)
         from = r.end;
 
+    t0 = mono_ms();
     rc = clog_truncate(s->clog, r.end, !r.clean_end, &zeroed);
+    info->truncate_ms = mono_ms() - t0;
+    t0 = mono_ms();
     if (rc != 0) {
         snprintf(err, errlen, "cannot cut the commitlog at offset %" PRIu64 ": %s", r.end,
                  spk_strerror(rc));
@@ -1419,7 +1508,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
 
     /* Replay: CQ writes land at their exact positions and the index skips
      * what it has, so replaying more than needed is harmless. */
-    rc = dispatch_range(s, from, r.end, 0, &reached);
+    rc = dispatch_range_read(s, from, r.end, 0, &reached);
     if (rc != 0) {
         snprintf(err, errlen, "re-dispatch from offset %" PRIu64 " failed at %" PRIu64 ": %s",
                  from, reached, spk_strerror(rc));
@@ -1438,7 +1527,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     pthread_rwlock_unlock(&s->qt_lock);
     if (marked > 0) {
         for_each_queue(s, rebuild_prepare, NULL);
-        rc = dispatch_range(s, clog_min(s->clog), r.end, 1, &reached);
+        rc = dispatch_range_read(s, clog_min(s->clog), r.end, 1, &reached);
         if (rc != 0) {
             snprintf(err, errlen, "rebuilding consume queues failed at %" PRIu64 ": %s",
                      reached, spk_strerror(rc));
@@ -1459,6 +1548,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     info->clog_min = clog_min(s->clog);
     info->clog_max = r.end;
     /* Make the recovered state the new durable baseline. */
+    info->dispatch_ms = mono_ms() - t0;
     rc = checkpoint_now(s);
     if (rc != 0) {
         snprintf(err, errlen, "cannot write the checkpoint: %s", spk_strerror(rc));
@@ -1515,6 +1605,7 @@ stop_threads(struct store *s)
 {
     if (!s->threads_started)
         return;
+    clog_stop_prefault(s->clog);
     pthread_mutex_lock(&s->wait_lock);
     atomic_store(&s->stopping, 1);
     pthread_cond_broadcast(&s->flush_cv);

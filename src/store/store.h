@@ -79,11 +79,14 @@ struct store_open_info {
     uint64_t clog_min, clog_max;
     uint64_t truncated_from;    /* where a torn tail was cut (== clog_max), or 0 */
     uint64_t truncated_bytes;   /* bytes zeroed above it */
-    uint64_t redispatched;      /* records replayed into queues and index */
+    uint64_t redispatched;      /* bytes of log replayed into queues and index */
     unsigned queues;
     unsigned rebuilt_queues;    /* queues that disagreed with the log (R8) */
     unsigned dropped_index_files;
-    int64_t recovery_ms;
+    int64_t recovery_ms;        /* all of store_open */
+    int64_t scan_ms;            /* validating the log tail (CRCs) */
+    int64_t truncate_ms;        /* cutting and zeroing a torn tail */
+    int64_t dispatch_ms;        /* replaying the tail into queues and index */
 };
 
 /*
