@@ -51,8 +51,8 @@ bad3_len(const unsigned char *p, size_t n)
 static size_t
 bad4_len(const unsigned char *p, size_t n)
 {
-    if (p[0] > 0xF4 || n < 2 || !is_cont(p[1]) ||
-        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+    if (p[0] > 0xF4 || n < 2 || !is_cont(p[1]) || (p[0] == 0xF0 && p[1] < 0x90) ||
+        (p[0] == 0xF4 && p[1] > 0x8F))
         return 1;
     if (n < 3 || !is_cont(p[2]))
         return 2;

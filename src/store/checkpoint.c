@@ -25,7 +25,8 @@ ckpt_encode(const struct ckpt *c, uint8_t buf[CKPT_FILE_SIZE])
     be_put64(buf + 48, c->clog_durable);
     be_put64(buf + 56, c->cq_durable);
     be_put64(buf + 64, c->index_durable);
-    be_put32(buf + 72, spk_crc32(buf, 72));
+    be_put64(buf + 72, c->crc_prop_from);
+    be_put32(buf + 80, spk_crc32(buf, 80));
 }
 
 void
@@ -37,11 +38,13 @@ ckpt_decode(const uint8_t buf[CKPT_FILE_SIZE], struct ckpt *c)
     c->index_ts = (int64_t)be_get64(buf + 16);
     c->master_flushed = be_get64(buf + 24);
     c->confirm = be_get64(buf + 32);
-    if (memcmp(buf + 40, CKPT_MAGIC, 8) == 0 && be_get32(buf + 72) == spk_crc32(buf, 72)) {
+    c->crc_prop_from = CKPT_NO_CRC_PROP;
+    if (memcmp(buf + 40, CKPT_MAGIC, 8) == 0 && be_get32(buf + 80) == spk_crc32(buf, 80)) {
         c->ext_valid = 1;
         c->clog_durable = be_get64(buf + 48);
         c->cq_durable = be_get64(buf + 56);
         c->index_durable = be_get64(buf + 64);
+        c->crc_prop_from = be_get64(buf + 72);
     }
 }
 

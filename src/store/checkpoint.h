@@ -4,7 +4,7 @@
  *   0 physicMsgTimestamp 8 | 8 logicsMsgTimestamp 8 | 16 indexMsgTimestamp 8
  *  24 masterFlushedOffset 8 | 32 confirmPhyOffset 8          (RocketMQ, 40 B)
  *  40 "SPKCKPT1" 8 | 48 clog_durable 8 | 56 cq_durable 8 | 64 index_durable 8
- *  72 CRC-32 of bytes [0, 72) 4                              (Sprocket extension)
+ *  72 crc_prop_from 8 | 80 CRC-32 of bytes [0, 80) 4         (Sprocket extension)
  *
  * Java brokers read only the first 40 bytes, so the extension keeps the
  * file byte-compatible. The extension records exact offsets instead of
@@ -14,7 +14,11 @@
  *          (a completed flush) when the checkpoint was written;
  *   INV-2  cq_durable / index_durable: every ConsumeQueue unit / index
  *          entry for records below it had been made durable;
- *   INV-3  all three are record boundaries (or segment starts).
+ *   INV-3  all three are record boundaries (or segment starts);
+ *   INV-4  crc_prop_from: every record at or above it carries the
+ *          whole-record CRC property (CKPT_NO_CRC_PROP: no such promise), so
+ *          a record there whose property is damaged cannot pass as one
+ *          that never had it.
  * The file is rewritten in place; a torn write fails the CRC and recovery
  * falls back to the RocketMQ timestamps (ext_valid = 0).
  */
@@ -25,6 +29,8 @@
 
 #define CKPT_FILE_SIZE 4096
 #define CKPT_MAGIC "SPKCKPT1"
+#define CKPT_EXT_END 84 /* bytes used by the RocketMQ fields and the extension */
+#define CKPT_NO_CRC_PROP UINT64_MAX
 
 struct ckpt {
     int64_t phys_ts;
@@ -36,6 +42,7 @@ struct ckpt {
     uint64_t clog_durable;
     uint64_t cq_durable;
     uint64_t index_durable;
+    uint64_t crc_prop_from;
 };
 
 void ckpt_encode(const struct ckpt *c, uint8_t buf[CKPT_FILE_SIZE]);

@@ -560,6 +560,17 @@ seg_at(const struct insp *in, uint64_t phys)
  * Parses the record at log offset <phys>. CRCs are checked only when the
  * records walk has not already checked (and reported) them.
  */
+/* The CRC check a record at <phys> must pass: the whole-record CRC
+ * property is required where the checkpoint promises it (checkpoint.h
+ * INV-4), since a damaged property otherwise looks like none at all. */
+static enum rec_check
+check_level(const struct insp *in, uint64_t phys)
+{
+    if (in->in_has_ckpt && in->in_ckpt.ext_valid && phys >= in->in_ckpt.crc_prop_from)
+        return REC_CHECK_CRC_PROP;
+    return REC_CHECK_CRC;
+}
+
 static int
 record_at(const struct insp *in, uint64_t phys, struct rec_view *v, const char **why)
 {
@@ -570,7 +581,7 @@ record_at(const struct insp *in, uint64_t phys, struct rec_view *v, const char *
         return SPK_ECORRUPT;
     }
     return rec_parse(f->map + (phys - f->base), f->size - (phys - f->base), phys,
-                     in->in_walked ? REC_CHECK_NONE : REC_CHECK_CRC, v, why);
+                     in->in_walked ? REC_CHECK_NONE : check_level(in, phys), v, why);
 }
 
 /*
@@ -785,7 +796,8 @@ insp_walk_records(struct insp *in, insp_record_fn fn, void *arg)
         while (pos < f->size) {
             struct rec_view v;
             const char *why = "";
-            int n = rec_parse(f->map + pos, f->size - pos, f->base + pos, REC_CHECK_CRC, &v, &why);
+            int n = rec_parse(f->map + pos, f->size - pos, f->base + pos,
+                              check_level(in, f->base + pos), &v, &why);
             uint64_t nz, at;
 
             if (n > 0) {

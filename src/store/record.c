@@ -264,7 +264,7 @@ rec_parse(const uint8_t *p, size_t avail, uint64_t expect_phys, enum rec_check c
     v->born_host_len = (v->sysflag & REC_SYS_BORN_V6) ? 16 : 4;
     v->store_host_len = (v->sysflag & REC_SYS_STORE_V6) ? 16 : 4;
     /* fixed part with these host sizes: 91 - 16 + both host fields */
-    if (total < (size_t)(75 + 4 + v->born_host_len + 4 + v->store_host_len + 4))
+    if (total < (size_t)(75 + v->born_host_len + 4 + v->store_host_len + 4))
         FAIL("total size below the fixed fields");
     v->born_host = p + pos;
     pos += (size_t)v->born_host_len;
@@ -317,7 +317,9 @@ rec_parse(const uint8_t *p, size_t avail, uint64_t expect_phys, enum rec_check c
         FAIL("physical offset field does not match the record's position");
     v->has_crc_prop = ends_with_crc_prop(v->props, v->props_len);
 
-    if (check == REC_CHECK_CRC) {
+    if (check == REC_CHECK_CRC_PROP && !v->has_crc_prop)
+        FAIL("record CRC property missing or damaged");
+    if (check != REC_CHECK_NONE) {
         /* One pass over the body: its CRC is checked against BODYCRC and
          * combined with the CRCs of the bytes around it for the record CRC. */
         uint32_t body_plain = spk_crc32(v->body, v->body_len);

@@ -134,8 +134,12 @@ void rec_patch_queue_off(uint8_t *rec, uint64_t queue_off);
 void rec_encode_blank(uint8_t *dst, uint32_t len);
 
 enum rec_check {
-    REC_CHECK_NONE = 0, /* structure only */
-    REC_CHECK_CRC = 1,  /* plus BODYCRC and the __CRC32# property if present */
+    REC_CHECK_NONE = 0,     /* structure only */
+    REC_CHECK_CRC = 1,      /* plus BODYCRC and the __CRC32# property if present */
+    REC_CHECK_CRC_PROP = 2, /* plus: the __CRC32# property must be there. A
+                             * damaged property looks like no property, so
+                             * where every record is known to carry one
+                             * (checkpoint.h INV-4) its absence is damage. */
 };
 
 #define REC_ANY_POS UINT64_MAX

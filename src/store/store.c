@@ -162,6 +162,7 @@ struct store {
     struct ixsvc *ix;
     size_t cq_seg_size;
     int sync_flush;
+    uint64_t crc_prop_from; /* checkpoint.h INV-4 */
     int64_t delay_ms[MAX_DELAY_LEVELS + 1];
     int max_delay_level;
 
@@ -199,7 +200,7 @@ struct store {
 
     /* stats */
     _Atomic uint64_t st_puts, st_put_bytes, st_flushes, st_flush_errors, st_segs_deleted;
-    _Atomic uint64_t st_get_calls, st_get_msgs;
+    _Atomic uint64_t st_get_calls, st_get_msgs, st_corrupt_reads;
 };
 
 static int64_t
@@ -814,6 +815,7 @@ checkpoint_now(struct store *s)
     c.clog_durable = dur;
     c.cq_durable = disp;
     c.index_durable = disp;
+    c.crc_prop_from = s->crc_prop_from;
     return ckpt_write(s->ckpt_fd, &c);
 }
 
@@ -1197,6 +1199,7 @@ find_end(struct recov *r, uint64_t from)
     uint64_t files_end = clog_end_of_files(s->clog);
     uint64_t durable = r->have_ckpt && r->ck.ext_valid ? r->ck.clog_durable : 0;
     enum rec_check chk = s->cfg.checkCRCOnRecover ? REC_CHECK_CRC : REC_CHECK_NONE;
+    uint64_t crc_from = r->have_ckpt && r->ck.ext_valid ? r->ck.crc_prop_from : CKPT_NO_CRC_PROP;
     const char *why = "no record";
     char name[64];
 
@@ -1230,7 +1233,9 @@ find_end(struct recov *r, uint64_t from)
                      from, spk_strerror(rc));
             return rc;
         }
-        n = rec_parse(p, avail, from, chk, &v, &why);
+        n = rec_parse(p, avail, from,
+                      chk != REC_CHECK_NONE && from >= crc_from ? REC_CHECK_CRC_PROP : chk, &v,
+                      &why);
         if (n == 0) {
             if (v.total != left) {
                 why = "BLANK filler length does not reach the segment end";
@@ -1545,6 +1550,14 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
         atomic_store(&s->ckpt_phys_ts, r.ck.phys_ts);
         atomic_store(&s->ckpt_logics_ts, r.ck.logics_ts);
     }
+    /* From here on every record carries the CRC property (if configured):
+     * keep the earlier promise, or start one at the end of the log. */
+    if (!s->cfg.enabledAppendPropCRC)
+        s->crc_prop_from = CKPT_NO_CRC_PROP;
+    else if (r.have_ckpt && r.ck.ext_valid && r.ck.crc_prop_from <= r.end)
+        s->crc_prop_from = r.ck.crc_prop_from;
+    else
+        s->crc_prop_from = r.end;
     info->clog_min = clog_min(s->clog);
     info->clog_max = r.end;
     /* Make the recovered state the new durable baseline. */
@@ -1977,6 +1990,17 @@ filter_tag_ok(const struct store_filter *f, const uint8_t *rec, uint32_t len)
     return 0;
 }
 
+/* Checks a record on the read path (R6): structure, position, CRCs. */
+static int
+record_ok(struct store *s, const uint8_t *rec, uint32_t len, uint64_t phys)
+{
+    struct rec_view v;
+
+    return rec_parse(rec, len, phys,
+                     phys >= s->crc_prop_from ? REC_CHECK_CRC_PROP : REC_CHECK_CRC, &v,
+                     NULL) == (int)len;
+}
+
 void
 store_get_release(struct store_get_result *res)
 {
@@ -2074,6 +2098,13 @@ store_get(struct store *s, const char *topic, int32_t queue_id, uint64_t qoff,
                 continue;
             }
             const uint8_t *rec = seg_data(seg) + pos;
+            if (!record_ok(s, rec, cu.size, cu.phys)) {
+                /* Never hand out a damaged record; count it and move on so
+                 * one bad record does not stop the queue. */
+                atomic_fetch_add(&s->st_corrupt_reads, 1);
+                seg_unref(seg);
+                continue;
+            }
             if (!filter_tag_ok(filter, rec, cu.size)) {
                 seg_unref(seg);
                 continue;
@@ -2195,7 +2226,8 @@ store_get_by_offset(struct store *s, uint64_t phys, struct store_msg_view *v, vo
     size_t avail = seg_size(seg) - pos;
     if (seg_base(seg) + seg_size(seg) > limit)
         avail = (size_t)(limit - phys);
-    n = rec_parse(seg_data(seg) + pos, avail, phys, REC_CHECK_CRC, &rv, NULL);
+    n = rec_parse(seg_data(seg) + pos, avail, phys,
+                  phys >= s->crc_prop_from ? REC_CHECK_CRC_PROP : REC_CHECK_CRC, &rv, NULL);
     if (n <= 0) {
         seg_unref(seg);
         return n == 0 ? SPK_ENOTFOUND : SPK_ECORRUPT;
@@ -2257,6 +2289,7 @@ store_get_stats(struct store *s, struct store_stats *st)
     st->segments_deleted = atomic_load(&s->st_segs_deleted);
     st->get_calls = atomic_load(&s->st_get_calls);
     st->get_msgs = atomic_load(&s->st_get_msgs);
+    st->corrupt_reads = atomic_load(&s->st_corrupt_reads);
     pthread_rwlock_rdlock(&s->qt_lock);
     st->queues = s->nqueues;
     pthread_rwlock_unlock(&s->qt_lock);

@@ -278,6 +278,7 @@ struct store_stats {
     uint64_t puts, put_bytes, flushes, flush_errors;
     uint64_t segments_created, segments_deleted;
     uint64_t get_calls, get_msgs;
+    uint64_t corrupt_reads; /* damaged records found (and withheld) by reads */
     unsigned queues;
     int disk_full;
 };

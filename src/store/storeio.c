@@ -238,6 +238,16 @@ sio_rename(const char *from, const char *to)
 }
 
 int
+sio_link(const char *from, const char *to)
+{
+    int rc = fault_check(SIO_RENAME);
+
+    if (rc != 0)
+        return rc;
+    return link(from, to) == -1 ? -errno : 0;
+}
+
+int
 sio_unlink(const char *path)
 {
     int rc = fault_check(SIO_UNLINK);
@@ -353,9 +363,13 @@ sio_write_file_atomic(const char *path, const void *buf, size_t len)
         goto fail;
 
     /* Keep the previous version as .bak: a reader that finds the main
-     * file damaged falls back to it (RocketMQ's loader does the same). */
+     * file damaged falls back to it (RocketMQ's loader does the same). A
+     * hard link rather than a rename, so that <path> exists at every
+     * instant, even if the rename below fails. */
     if (access(path, F_OK) == 0) {
-        rc = sio_rename(path, bak);
+        rc = sio_unlink(bak);
+        if (rc == 0 || rc == -ENOENT)
+            rc = sio_link(path, bak);
         if (rc != 0)
             goto fail;
     }

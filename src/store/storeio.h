@@ -31,7 +31,7 @@ enum sio_kind {
     SIO_FSYNC,     /* fsync and fdatasync of files */
     SIO_MSYNC,
     SIO_MMAP,
-    SIO_RENAME,
+    SIO_RENAME, /* rename and link */
     SIO_UNLINK,
     SIO_DIRSYNC,
     SIO_MKDIR,
@@ -70,6 +70,7 @@ int sio_mmap(int fd, size_t len, int writable, void **out);
 int sio_munmap(void *addr, size_t len);
 
 int sio_rename(const char *from, const char *to);
+int sio_link(const char *from, const char *to);
 int sio_unlink(const char *path);
 int sio_mkdir(const char *path);
 
@@ -84,7 +85,8 @@ int sio_dirsync_parent(const char *path);
 
 /*
  * Replaces <path> with <len> bytes atomically: write <path>.tmp, fsync it,
- * keep the old file as <path>.bak, rename, fsync the directory.
+ * keep the old file as <path>.bak (a hard link, so <path> never goes
+ * missing), rename .tmp over <path>, fsync the directory.
  */
 int sio_write_file_atomic(const char *path, const void *buf, size_t len);
 
