@@ -71,6 +71,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(LIBS)
 
 test-bins: $(SPROCKET) $(UNIT) $(CRASH_BINS)
 
+# Keep intermediate objects (the crash tools' .o files) between builds.
+.SECONDARY:
+
 # Every header must compile on its own (STYLE.md 7.2 rule 3).
 check-headers:
 	@set -e; for h in $$(find src -name '*.h'); do \

@@ -6,7 +6,8 @@
 # Runs, from a build made with SAN=address,undefined:
 #   unit    BUILD_DIR/tests/unit, the Criterion runner (every test forked,
 #           with a timeout), two jobs at a time;
-#   crash   tests/crash/kill9.sh (kill -9 cycles on a store).
+#   crash   tests/crash/kill9.sh (kill -9 cycles on a store);
+#   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`).
 # A suite fails when its command fails OR when its output holds a
 # sanitizer report: a leak found at a test process's exit, for example,
 # does not change Criterion's verdict, so the output is checked here.
@@ -20,7 +21,7 @@ set -u
 build=${1:?usage: sh tests/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=${JOBS:-2}
-suites=${SUITES:-unit crash}
+suites=${SUITES:-unit crash tools}
 
 # abort_on_error makes a report kill the process (a crash Criterion sees);
 # leaks are checked at every process exit; UBSan stops at the first report.
@@ -120,6 +121,7 @@ run_unit() {
         }
     ' "$tap")
     per_suite=$(printf '%s\n' "$counts" | grep -v '^TOTAL')
+    # shellcheck disable=SC2046 # split "TOTAL pass fail skip" into words
     set -- $(printf '%s\n' "$counts" | grep '^TOTAL')
     upass=${2:-0}
     ufail=${3:-0}
@@ -166,10 +168,37 @@ run_crash() {
     fi
 }
 
+# Runs one shell suite <name> <script>: its exit status and the absence of
+# sanitizer reports decide.
+run_script() {
+    name=$1
+    log=$logs/$name.log
+    echo "=== $name tests: $2"
+    sh "$here/$2" "$build" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    status=ok
+    [ "$rc" -ne 0 ] && status="FAILED (exit $rc)"
+    if sanitizer_reports "$log" >"$logs/$name.san"; then
+        echo "run.sh: sanitizer report(s) in the $name tests:"
+        cat "$logs/$name.san"
+        status="FAILED (sanitizer report)"
+        rc=1
+    fi
+    if [ "$rc" -eq 0 ]; then
+        total_pass=$((total_pass + 1))
+        add_summary "$name: $status: 1 passed, 0 failed"
+    else
+        total_fail=$((total_fail + 1))
+        add_summary "$name: $status: 0 passed, 1 failed"
+    fi
+}
+
 for s in $suites; do
     case $s in
     unit) run_unit ;;
     crash) run_crash ;;
+    tools) run_script tools tools/store_tools.sh ;;
     *)
         echo "run.sh: unknown suite '$s'" >&2
         total_fail=$((total_fail + 1))

@@ -7,7 +7,7 @@
  *       messages seq = START, START+1, ... with store_put_sync until it is
  *       killed. Message seq goes to queue seq % 4 of topic "Crash"; its body
  *       is seq (8 bytes, big-endian), the CRC-32 of the payload (4 bytes)
- *       and a payload of 16-2000 bytes derived from seq. Only after a put
+ *       and a payload of 16-1000 bytes derived from seq. Only after a put
  *       is acknowledged is the line "seq phys_off queue_off\n" written to
  *       stdout, with one write(2): every line is an acked message.
  *
@@ -41,7 +41,7 @@
 #define TOPIC "Crash"
 #define NQUEUES 4
 #define SEG_SIZE (128 * 1024)
-#define BODY_MAX (12 + 2000)
+#define BODY_MAX (12 + 1000)
 
 static struct store_get_result gres;
 
@@ -76,7 +76,7 @@ config_init(struct store_config *cfg, struct cfg_target *t, const char *dir)
 static size_t
 body_len(uint64_t seq)
 {
-    return 12 + 16 + (size_t)((seq * 2654435761u) % 1985);
+    return 12 + 16 + (size_t)((seq * 2654435761u) % 985);
 }
 
 static void

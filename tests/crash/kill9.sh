@@ -22,6 +22,7 @@ fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/spk-kill9-XXXXXX") || exit 2
 keep=0
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     if [ "$keep" -eq 0 ]; then
         rm -rf "$dir"
