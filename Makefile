@@ -18,7 +18,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Werror \
            -Wno-format-truncation
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Isrc -pthread -MMD -MP
-LDLIBS  := -lz -pthread
+LDLIBS  := -ldeflate -lz -pthread
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)

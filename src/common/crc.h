@@ -3,8 +3,8 @@
  *
  * RocketMQ uses CRC-32/IEEE (zlib's crc32: reflected 0xEDB88320, init and
  * xorout 0xFFFFFFFF) and then clears the top bit, so that the value fits
- * a non-negative Java int. zlib does the arithmetic; this file only names
- * the masking once.
+ * a non-negative Java int. libdeflate and zlib do the arithmetic (crc.c
+ * says why two); this file only names the masking once.
  */
 #ifndef SPK_COMMON_CRC_H
 #define SPK_COMMON_CRC_H

@@ -50,6 +50,11 @@ struct clog {
     pthread_mutex_t cl_alloc_lock;
     struct segment *cl_next; /* prepared ahead of need, not yet in cl_segs */
 
+    /* Writer only (append lock): the segment holding `written`, so an
+     * append needs no lookup under segs_lock. Truncation and clean-up
+     * never remove the last segment, which this always is. */
+    struct segment *cl_active;
+
     uint8_t *cl_stage; /* pwrite mode: the record being encoded */
     size_t cl_stage_cap;
 };
@@ -383,9 +388,12 @@ clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst)
 
     if (len + REC_BLANK_MIN > ss)
         return SPK_ETOOBIG;
-    pthread_rwlock_rdlock(&c->cl_segs_lock);
-    seg = seg_at_locked(c, w);
-    pthread_rwlock_unlock(&c->cl_segs_lock);
+    seg = c->cl_active;
+    if (seg == NULL || w < seg_base(seg) || w >= seg_base(seg) + ss) {
+        pthread_rwlock_rdlock(&c->cl_segs_lock);
+        seg = seg_at_locked(c, w);
+        pthread_rwlock_unlock(&c->cl_segs_lock);
+    }
 
     if (seg != NULL && (w % ss) + len + REC_BLANK_MIN > ss) {
         /* INV-3: close the segment with a BLANK filler and move on. */
@@ -415,6 +423,7 @@ clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst)
         if (seg == NULL)
             return -EIO;
     }
+    c->cl_active = seg;
     *phys = w;
     if (c->cl_use_pwrite) {
         if (c->cl_stage_cap < len) {
@@ -438,10 +447,8 @@ clog_commit(struct clog *c, uint64_t phys, size_t len)
         struct segment *seg;
         int rc;
 
-        pthread_rwlock_rdlock(&c->cl_segs_lock);
-        seg = seg_at_locked(c, phys);
-        pthread_rwlock_unlock(&c->cl_segs_lock);
-        if (seg == NULL)
+        seg = c->cl_active; /* set by clog_reserve for this very record */
+        if (seg == NULL || phys < seg_base(seg) || phys >= seg_base(seg) + c->cl_seg_size)
             return -EIO;
         rc = seg_pwrite(seg, c->cl_stage, len, (size_t)(phys % c->cl_seg_size));
         if (rc != 0)
@@ -533,6 +540,7 @@ clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
     /* Delete every segment that starts after the end; a segment that
      * starts exactly at the end stays, emptied. */
     pthread_rwlock_wrlock(&c->cl_segs_lock);
+    c->cl_active = NULL;
     while (c->cl_nsegs > 0 && seg_base(c->cl_segs[c->cl_nsegs - 1]) > end) {
         struct segment *last = c->cl_segs[--c->cl_nsegs];
         rc = seg_destroy(last);

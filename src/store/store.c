@@ -168,6 +168,7 @@ struct store {
 
     pthread_mutex_t put_lock;
     _Atomic int64_t last_store_ts;
+    struct queue *last_q; /* put_lock: the queue of the previous put */
 
     pthread_rwlock_t qt_lock;
     struct queue *qt[QT_BUCKETS];
@@ -771,18 +772,25 @@ store_wait_durable(struct store *s, uint64_t end, int timeout_ms)
 /* ---------------------------------------------------------------------- */
 /* Checkpoint, queue and index flush                                      */
 
-struct flushq_arg {
-    int rc;
-};
-
-static void
-flush_one_queue(struct store *s, struct queue *q, void *arg)
+/* The queues' ConsumeQueues, collected under qt_lock so that they can be
+ * flushed without holding it (no lock is held across an msync). Queues are
+ * never freed while the store runs, so the pointers stay valid. */
+static struct cq **
+snapshot_cqs(struct store *s, size_t *n)
 {
-    struct flushq_arg *a = arg;
-    struct cq *c = queue_cq(q);
-    (void)s;
-    if (c && a->rc == 0)
-        a->rc = cq_flush(c);
+    struct cq **v;
+    size_t k = 0;
+
+    pthread_rwlock_rdlock(&s->qt_lock);
+    v = malloc((s->nqueues + 1) * sizeof(*v));
+    if (v != NULL)
+        for (size_t b = 0; b < QT_BUCKETS; b++)
+            for (struct queue *q = s->qt[b]; q; q = q->next)
+                if (queue_cq(q) != NULL)
+                    v[k++] = queue_cq(q);
+    pthread_rwlock_unlock(&s->qt_lock);
+    *n = k;
+    return v;
 }
 
 /* Flushes queues and index, then writes the checkpoint with offsets
@@ -793,14 +801,19 @@ checkpoint_now(struct store *s)
     uint64_t disp = atomic_load(&s->dispatched);
     uint64_t dur = atomic_load(&s->durable);
     int64_t logics_ts = atomic_load(&s->ckpt_logics_ts);
-    struct flushq_arg a = {0};
     struct ckpt c;
     uint64_t ix_end;
-    int rc;
+    size_t n;
+    int rc = 0;
+    struct cq **cqs = snapshot_cqs(s, &n);
 
-    for_each_queue(s, flush_one_queue, &a);
-    if (a.rc != 0)
-        return a.rc;
+    if (cqs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cq_flush(cqs[i]);
+    free(cqs);
+    if (rc != 0)
+        return rc;
     if (s->ix) {
         rc = ix_flush(s->ix, &ix_end);
         if (rc != 0)
@@ -902,7 +915,11 @@ store_put_batch(struct store *s, const struct rec_msg *msgs, size_t n,
         goto out;
 
     pthread_mutex_lock(&s->put_lock);
-    struct queue *q = queue_get(s, msgs[0].topic, msgs[0].topic_len, msgs[0].queue_id);
+    /* Producers often send runs to one queue: skip the table lookup then. */
+    struct queue *q = s->last_q;
+    if (q == NULL || q->qid != msgs[0].queue_id || q->topic_len != msgs[0].topic_len ||
+        memcmp(q->topic, msgs[0].topic, q->topic_len) != 0)
+        q = s->last_q = queue_get(s, msgs[0].topic, msgs[0].topic_len, msgs[0].queue_id);
     if (q == NULL) {
         rc = -ENOMEM;
         goto unlock;

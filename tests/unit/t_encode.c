@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "common/crc.h"
 #include "store/record.h"
 
@@ -18,6 +20,25 @@ fill(uint8_t *p, size_t n, unsigned seed)
         seed = seed * 1103515245u + 12345u;
         p[i] = (uint8_t)(seed >> 16);
     }
+}
+
+Test(encode, crc32_equals_zlib_at_every_length_and_alignment)
+{
+    static uint8_t buf[70000];
+
+    /* spk_crc32 runs on libdeflate's accelerated code; zlib's crc32 is the
+     * reference RocketMQ's Java CRC32 agrees with. */
+    fill(buf, sizeof(buf), 3);
+    for (size_t len = 0; len < 300; len++)
+        for (size_t align = 0; align < 16; align++)
+            cr_assert_eq(spk_crc32(buf + align, len),
+                         (uint32_t)crc32(0, buf + align, (uInt)len), "len %zu align %zu", len,
+                         align);
+    for (size_t len = 300; len < sizeof(buf) - 16; len = len * 5 / 4 + 7)
+        cr_assert_eq(spk_crc32(buf + 1, len), (uint32_t)crc32(0, buf + 1, (uInt)len),
+                     "len %zu", len);
+    cr_assert_eq(spk_crc32_update(spk_crc32(buf, 1000), buf + 1000, 5000),
+                 (uint32_t)crc32(0, buf, 6000));
 }
 
 Test(encode, crc32_combine_matches_concatenation)
