@@ -1,14 +1,21 @@
 /*
  * commitlog.c - CommitLog segments, appends, flush ranges (commitlog.h).
  *
- * Write mode (writeWithoutMmap): by default records are encoded straight
- * into the shared mapping and made durable with msync(MS_SYNC) of the dirty
- * page range. With writeWithoutMmap=true they are encoded into a staging
- * buffer, pwritten, and made durable with fdatasync. `sprocket bench store`
- * measures both; msync of the exact range was the faster here because it
- * avoids one copy and one syscall per record, and with group commit the
- * write-protect fault after each flush costs one fault per flush, not per
- * record (PERF.md 5.3), so it is the default.
+ * Write mode (writeWithoutMmap), chosen by measurement (`sprocket bench
+ * store`, 1 KiB messages, this 2-vCPU VM, same-run baselines):
+ *   - mapping: records are encoded straight into the shared mapping and
+ *     made durable with msync(MS_SYNC) of the dirty range. No syscall per
+ *     record: ASYNC_FLUSH appends ran at 0.84-1.2x a plain write() loop,
+ *     against 0.48x with pwrite.
+ *   - pwrite: records are encoded into a staging buffer, pwritten, and
+ *     made durable with fdatasync; the mappings (used only for reads) are
+ *     read-only. Each msync of a writable mapping must write-protect the
+ *     flushed pages and shoot down TLB entries on the other core, which
+ *     this VM makes expensive (PERF.md 5.3): under SYNC_FLUSH, pwrite
+ *     reached 0.67-0.69x the group-commit baseline against 0.60x, with
+ *     p50 latency 2.9 ms against 4.5-4.8 ms.
+ * So the default, "auto", is pwrite under SYNC_FLUSH and the mapping under
+ * ASYNC_FLUSH.
  *
  * Locking: `segs_lock` (rwlock) guards the segment array; appends touch the
  * array only when rolling, under the write side. `alloc_lock` guards the
@@ -46,6 +53,7 @@ struct clog {
 
     _Atomic uint64_t cl_written;
     atomic_int cl_stop_prefault;
+    uint64_t cl_prefaulted; /* allocation thread only: prefaulted up to here */
 
     pthread_mutex_t cl_alloc_lock;
     struct segment *cl_next; /* prepared ahead of need, not yet in cl_segs */
@@ -64,6 +72,17 @@ cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/*
+ * In pwrite mode the mappings are read-only: with no writable mapping of
+ * the file, a flush does not have to write-protect mapped pages (and
+ * shoot down TLB entries on the other core) before writing them back.
+ */
+static int
+seg_flags(const struct clog *c)
+{
+    return c->cl_use_pwrite ? SEG_READONLY : 0;
 }
 
 static int
@@ -169,7 +188,7 @@ clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct
                      bases[i] % seg_size ? "aligned to the segment size as a" : "the next");
             goto fail;
         }
-        rc = seg_open(path, bases[i], seg_size, &seg);
+        rc = seg_open(path, bases[i], seg_size, use_pwrite ? SEG_READONLY : 0, &seg);
         if (rc == 0)
             rc = segs_push(c, seg);
         if (rc != 0) {
@@ -312,7 +331,7 @@ add_segment(struct clog *c, uint64_t base)
         c->cl_next = NULL;
     } else {
         /* Needed now: no prefault here, the writer is waiting. */
-        rc = seg_create(c->cl_dir, base, c->cl_seg_size, 0, &seg);
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, seg_flags(c), &seg);
     }
     pthread_mutex_unlock(&c->cl_alloc_lock);
     if (rc != 0)
@@ -334,7 +353,6 @@ clog_stop_prefault(struct clog *c)
 int
 clog_prepare_next(struct clog *c)
 {
-    struct segment *fresh = NULL;
     uint64_t base;
     int rc = 0;
 
@@ -344,38 +362,55 @@ clog_prepare_next(struct clog *c)
     pthread_rwlock_unlock(&c->cl_segs_lock);
 
     /* Created under alloc_lock: a writer that needs this very segment waits
-     * for the fallocate (milliseconds), never for the prefault. */
+     * for the fallocate (milliseconds), never for a prefault. */
     pthread_mutex_lock(&c->cl_alloc_lock);
     if (c->cl_next != NULL && seg_base(c->cl_next) != base) {
         seg_destroy(c->cl_next); /* stale after a truncation */
         c->cl_next = NULL;
     }
     if (c->cl_next == NULL) {
-        rc = seg_create(c->cl_dir, base, c->cl_seg_size, 0, &c->cl_next);
+        rc = seg_create(c->cl_dir, base, c->cl_seg_size, seg_flags(c), &c->cl_next);
         if (rc == -EEXIST)
             rc = 0; /* the writer made it already and it is in the list */
-        else if (rc == 0 && c->cl_prefault) {
-            fresh = c->cl_next;
-            seg_ref(fresh);
-        }
     }
     pthread_mutex_unlock(&c->cl_alloc_lock);
-
-    if (fresh != NULL) {
-        /* Populate in 16 MiB steps from wherever the writer is, so the
-         * work stays ahead of it and shutdown does not wait for a whole
-         * segment. The writer may already be appending into it. */
-        const size_t step = 16u << 20;
-        for (size_t pos = 0; pos < c->cl_seg_size && !atomic_load(&c->cl_stop_prefault);
-             pos += step) {
-            uint64_t w = atomic_load(&c->cl_written);
-            if (w > base + pos && w < base + c->cl_seg_size)
-                pos = (size_t)(w - base) & ~(size_t)4095;
-            seg_prefault(fresh, pos, pos + step);
-        }
-        seg_unref(fresh);
-    }
     return rc;
+}
+
+void
+clog_prefault_ahead(struct clog *c, size_t ahead)
+{
+    const size_t step = 4u << 20;
+    size_t ss = c->cl_seg_size;
+
+    if (!c->cl_prefault || c->cl_use_pwrite)
+        return; /* nothing is stored through a read-only mapping */
+    for (;;) {
+        uint64_t w = atomic_load(&c->cl_written);
+        uint64_t from = c->cl_prefaulted > w ? c->cl_prefaulted : w;
+        struct segment *seg = NULL;
+
+        if (from >= w + ahead || atomic_load(&c->cl_stop_prefault))
+            break;
+        from &= ~(uint64_t)4095;
+        seg = clog_seg_at(c, from);
+        if (seg == NULL) {
+            /* Beyond the last segment: the prepared one, if it is next. */
+            pthread_mutex_lock(&c->cl_alloc_lock);
+            if (c->cl_next != NULL && seg_base(c->cl_next) == from - from % ss) {
+                seg = c->cl_next;
+                seg_ref(seg);
+            }
+            pthread_mutex_unlock(&c->cl_alloc_lock);
+            if (seg == NULL)
+                break;
+        }
+        size_t pos = (size_t)(from - seg_base(seg));
+        size_t end = pos + step < ss ? pos + step : ss;
+        seg_prefault(seg, pos, end);
+        c->cl_prefaulted = seg_base(seg) + end;
+        seg_unref(seg);
+    }
 }
 
 int

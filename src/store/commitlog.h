@@ -61,9 +61,19 @@ int clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst);
 int clog_commit(struct clog *c, uint64_t phys, size_t len);
 
 /* Creates the segment after the last one if it does not exist yet (the
- * allocation thread calls this ahead of need), publishes it at once, then,
- * with prefault on, populates its pages ahead of the writer. */
+ * allocation thread calls this ahead of need). */
 int clog_prepare_next(struct clog *c);
+
+/*
+ * With prefault on, populates the page tables of the <ahead> bytes after the
+ * write position (into the prepared segment too), 4 MiB at a time. Only as
+ * far ahead as needed: populating costs about as much as the writer's own
+ * faults (it is the kernel zeroing new page-cache pages), so populating a
+ * whole GiB segment up front only moved that cost into a burst that
+ * competed with the writer and the flusher for two cores. Allocation
+ * thread only.
+ */
+void clog_prefault_ahead(struct clog *c, size_t ahead);
 
 /* Tells a running clog_prepare_next to stop prefaulting (shutdown). */
 void clog_stop_prefault(struct clog *c);

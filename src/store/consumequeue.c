@@ -186,7 +186,7 @@ cq_open(const char *dir, const char *topic, int32_t queue_id, size_t seg_size,
             snprintf(err, errlen, "%s: segment name out of sequence", path);
             goto fail;
         }
-        rc = seg_open(path, bases[i], seg_size, &seg);
+        rc = seg_open(path, bases[i], seg_size, 0, &seg);
         if (rc == 0)
             rc = segs_push(q, seg);
         if (rc != 0) {

@@ -27,7 +27,7 @@ struct segment {
 };
 
 static int
-seg_map(int fd, const char *path, uint64_t base, size_t size, struct segment **out)
+seg_map(int fd, const char *path, uint64_t base, size_t size, int flags, struct segment **out)
 {
     struct segment *seg = calloc(1, sizeof(*seg));
     void *map;
@@ -35,7 +35,7 @@ seg_map(int fd, const char *path, uint64_t base, size_t size, struct segment **o
 
     if (seg == NULL)
         return -ENOMEM;
-    rc = sio_mmap(fd, size, 1, &map);
+    rc = sio_mmap(fd, size, !(flags & SEG_READONLY), &map);
     if (rc != 0) {
         free(seg);
         return rc;
@@ -51,7 +51,7 @@ seg_map(int fd, const char *path, uint64_t base, size_t size, struct segment **o
 }
 
 int
-seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct segment **out)
+seg_create(const char *dir, uint64_t base, size_t size, int flags, struct segment **out)
 {
     char path[PATH_MAX];
     int fd, rc;
@@ -70,10 +70,10 @@ seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct seg
     rc = sio_dirsync(dir);
     if (rc != 0)
         goto fail;
-    rc = seg_map(fd, path, base, size, out);
+    rc = seg_map(fd, path, base, size, flags, out);
     if (rc != 0)
         goto fail;
-    if (prefault)
+    if (flags & SEG_PREFAULT)
         seg_prefault(*out, 0, size);
     return 0;
 
@@ -84,7 +84,7 @@ fail:
 }
 
 int
-seg_open(const char *path, uint64_t base, size_t size, struct segment **out)
+seg_open(const char *path, uint64_t base, size_t size, int flags, struct segment **out)
 {
     struct stat st;
     int fd, rc;
@@ -100,7 +100,7 @@ seg_open(const char *path, uint64_t base, size_t size, struct segment **out)
         rc = -EINVAL;
         goto fail;
     }
-    rc = seg_map(fd, path, base, size, out);
+    rc = seg_map(fd, path, base, size, flags, out);
     if (rc != 0)
         goto fail;
     return 0;

@@ -28,10 +28,12 @@
 
 struct segment;
 
-/* Creates <dir>/<base> of <size> bytes, reserved and mapped; <prefault>
- * populates the page tables now (PERF.md 5.1). The caller owns the one
- * reference returned. */
-int seg_create(const char *dir, uint64_t base, size_t size, int prefault, struct segment **out);
+#define SEG_PREFAULT 1 /* populate the page tables now (PERF.md 5.1) */
+#define SEG_READONLY 2 /* map read-only: the data is written with pwrite */
+
+/* Creates <dir>/<base> of <size> bytes, reserved and mapped (<flags>: SEG_*).
+ * The caller owns the one reference returned. */
+int seg_create(const char *dir, uint64_t base, size_t size, int flags, struct segment **out);
 
 /* Populates the page tables of [from, to) for writing (MADV_POPULATE_WRITE),
  * so that stores into it do not fault one page at a time. Best effort. */
@@ -41,7 +43,7 @@ void seg_prefault(struct segment *seg, size_t from, size_t to);
 void seg_prefault_read(struct segment *seg, size_t from, size_t to);
 
 /* Opens an existing <path> whose size must be exactly <size>. */
-int seg_open(const char *path, uint64_t base, size_t size, struct segment **out);
+int seg_open(const char *path, uint64_t base, size_t size, int flags, struct segment **out);
 
 void seg_ref(struct segment *seg);
 void seg_unref(struct segment *seg);

@@ -36,6 +36,13 @@ struct store;
 
 enum store_flush_type { STORE_ASYNC_FLUSH = 0, STORE_SYNC_FLUSH = 1 };
 
+/* How the CommitLog is written (writeWithoutMmap). */
+enum store_write_mode {
+    STORE_WRITE_MMAP = 0,   /* memcpy into the mapping, msync */
+    STORE_WRITE_PWRITE = 1, /* pwrite, fdatasync; read-only mappings */
+    STORE_WRITE_AUTO = 2,   /* pwrite under SYNC_FLUSH, the mapping otherwise */
+};
+
 /* Settings, with RocketMQ's names in store_config_table(). */
 struct store_config {
     char *storePathRootDir;
@@ -47,7 +54,7 @@ struct store_config {
     int flushCommitLogThoroughInterval;
     int flushIntervalConsumeQueue;
     int syncFlushTimeout;
-    int writeWithoutMmap;     /* 1: pwrite+fdatasync; 0: memcpy into the mapping + msync */
+    int writeWithoutMmap;     /* enum store_write_mode */
     int warmMapedFileEnable;  /* prefault new CommitLog segments */
     int enabledAppendPropCRC; /* whole-record CRC property (default on here) */
     int checkCRCOnRecover;

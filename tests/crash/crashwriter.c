@@ -70,6 +70,13 @@ config_init(struct store_config *cfg, struct cfg_target *t, const char *dir)
     cfg->maxTransferBytesOnMessageInMemory = 4 << 20;
     cfg->fileReservedTime = 100000;
     cfg->cleanFileForciblyEnable = 0;
+    /* CRASH_WRITE_MODE=true|false|auto picks how the CommitLog is written
+     * (writeWithoutMmap), so the loop covers both write paths. */
+    const char *mode = getenv("CRASH_WRITE_MODE");
+    if (mode != NULL && cfg_set(t, 1, "writeWithoutMmap", mode, err, sizeof(err)) != 0) {
+        fprintf(stderr, "crashwriter: %s\n", err);
+        return -1;
+    }
     return 0;
 }
 

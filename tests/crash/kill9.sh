@@ -51,7 +51,11 @@ fail() {
 
 i=1
 while [ "$i" -le "$cycles" ]; do
-    "$bin" write "$store" $((i * 1000000)) >>"$acks" 2>"$dir/writer.err" &
+    # Odd cycles write through the mapping (msync), even ones with pwrite
+    # (fdatasync): both SYNC_FLUSH write paths die mid-stream.
+    wmode=false
+    [ $((i % 2)) -eq 0 ] && wmode=true
+    CRASH_WRITE_MODE=$wmode "$bin" write "$store" $((i * 1000000)) >>"$acks" 2>"$dir/writer.err" &
     pid=$!
     ms=$(($(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 451 + 50))
     sleep "$(printf '0.%03d' "$ms")"

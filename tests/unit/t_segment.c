@@ -26,7 +26,7 @@ Test(segment, create_reserves_every_block_and_names_by_offset)
     struct segment *seg;
     struct stat st;
 
-    cr_assert_eq(seg_create(dir, 1048576, 1048576, 1, &seg), 0);
+    cr_assert_eq(seg_create(dir, 1048576, 1048576, SEG_PREFAULT, &seg), 0);
     char *p = st_path(dir, "00000000000001048576");
     cr_assert_eq(stat(p, &st), 0);
     cr_assert_eq(st.st_size, 1048576);
@@ -40,10 +40,10 @@ Test(segment, create_reserves_every_block_and_names_by_offset)
     cr_assert_eq(seg_create(dir, 1048576, 1048576, 0, &dup), -EEXIST);
     seg_unref(seg);
 
-    cr_assert_eq(seg_open(p, 1048576, 1048576, &seg), 0);
+    cr_assert_eq(seg_open(p, 1048576, 1048576, 0, &seg), 0);
     cr_assert_eq(seg_data(seg)[10], 42);
     seg_unref(seg);
-    cr_assert_eq(seg_open(p, 1048576, 2097152, &seg), -EINVAL, "size mismatch is refused");
+    cr_assert_eq(seg_open(p, 1048576, 2097152, 0, &seg), -EINVAL, "size mismatch is refused");
 
     uint64_t b;
     cr_assert_eq(seg_parse_name("00000000001073741824", &b), 0);
