@@ -25,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -657,14 +658,25 @@ clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
             break;
         base = seg_base(seg);
         start = (size_t)(pos - base);
+        /* No readahead while searching: it would fill the page cache with
+         * zero pages of never-written extents beyond each data region,
+         * which SEEK_DATA then reports as data, and the search would crawl
+         * through the whole segment. Advice only: errors are ignored. */
+        (void)posix_fadvise(seg_fd(seg), 0, 0, POSIX_FADV_RANDOM);
         while (rc == 0 && next_data(seg, start, &a, &b)) {
             if (a < start)
                 a = start;
+            clog_reader_limit(scan, base + b);
             /* A record's magic sits 4 bytes into it. */
             size_t i = a >= 4 ? a - 4 : 0;
             if (i < start)
                 i = start;
-            while (i + 8 <= b + 4 && i + 8 <= ss) {
+            /* Stay inside [a, b): touching even one byte of the hole
+             * after b makes the kernel read a large zero-filled range into
+             * the page cache, which the next SEEK_DATA reports as data. A
+             * record cannot run into a hole anyway: its bytes would have
+             * made that range data. */
+            while (i + 8 <= b) {
                 const uint8_t *p;
                 size_t avail;
                 if (clog_reader_at(scan, base + i, 8, &p, &avail) != 0)
@@ -681,8 +693,10 @@ clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
                 size_t qa;
                 struct rec_view v;
                 const char *why;
+                clog_reader_limit(check, base + at + 8);
                 if (clog_reader_at(check, base + at, 8, &q, &qa) == 0) {
                     uint32_t total = be_get32(q);
+                    clog_reader_limit(check, base + at + total);
                     if ((q[7] == 0xA7 || q[7] == 0xAB) && total <= ss - at &&
                         clog_reader_at(check, base + at, total, &q, &qa) == 0 &&
                         rec_parse(q, qa, base + at, REC_CHECK_CRC, &v, &why) > 0) {
@@ -693,8 +707,13 @@ clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
                 }
                 i = at + 1;
             }
+            /* Readahead may still have filled the hole after b with zero
+             * pages while we read up to it; drop them (they are clean and
+             * hold nothing) so that SEEK_DATA sees the hole again. */
+            (void)posix_fadvise(seg_fd(seg), (off_t)b, 64 << 20, POSIX_FADV_DONTNEED);
             start = b;
         }
+        (void)posix_fadvise(seg_fd(seg), 0, 0, POSIX_FADV_NORMAL);
         pos = base + ss;
         seg_unref(seg);
     }
@@ -739,9 +758,16 @@ struct clog_reader {
     struct clog *r_clog;
     uint8_t *r_buf;
     size_t r_cap;
-    uint64_t r_off; /* log offset of r_buf[0] */
-    size_t r_len;   /* valid bytes in r_buf */
+    uint64_t r_off;   /* log offset of r_buf[0] */
+    size_t r_len;     /* valid bytes in r_buf */
+    uint64_t r_limit; /* refills stop here (0: at the segment end) */
 };
+
+void
+clog_reader_limit(struct clog_reader *r, uint64_t limit)
+{
+    r->r_limit = limit;
+}
 
 int
 clog_reader_open(struct clog *c, size_t cap, struct clog_reader **out)
@@ -783,6 +809,14 @@ clog_reader_at(struct clog_reader *r, uint64_t off, size_t need, const uint8_t *
         struct segment *seg = clog_seg_at(r->r_clog, off);
         size_t n = left < r->r_cap ? left : r->r_cap;
         ssize_t got;
+
+        /* Reading ahead past the limit would also fill the page cache with
+         * zero pages of never-written extents, which SEEK_DATA then
+         * reports as data (clog_find_valid_after). */
+        if (r->r_limit != 0 && off + n > r->r_limit) {
+            size_t to_limit = r->r_limit > off ? (size_t)(r->r_limit - off) : 0;
+            n = to_limit > need ? to_limit : need;
+        }
 
         if (seg == NULL)
             return -ENOENT;

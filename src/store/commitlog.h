@@ -105,6 +105,10 @@ int clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found);
 struct clog_reader;
 
 int clog_reader_open(struct clog *c, size_t cap, struct clog_reader **out);
+
+/* Refills stop at log offset <limit> (beyond what was asked for, they never
+ * read past it); 0 lifts the limit. */
+void clog_reader_limit(struct clog_reader *r, uint64_t limit);
 void clog_reader_close(struct clog_reader *r);
 
 /*
