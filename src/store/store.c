@@ -196,6 +196,7 @@ struct store {
     _Atomic int disp_idle;
 
     pthread_t flush_thr, disp_thr, alloc_thr, clean_thr;
+    struct clog_reader *disp_reader; /* dispatcher, pwrite mode only */
     int threads_started;
 
     void (*listener)(void *, int);
@@ -551,17 +552,18 @@ recovery_chunk(struct store *s)
 /* The same as dispatch_range for recovery, reading with pread (see
  * commitlog.h, clog_reader) instead of through the mapping. */
 static int
-dispatch_range_read(struct store *s, uint64_t from, uint64_t to, int only_rebuild,
-                    uint64_t *reached)
+dispatch_range_read(struct store *s, struct clog_reader *own, uint64_t from, uint64_t to,
+                    int only_rebuild, uint64_t *reached)
 {
     size_t ss = clog_seg_size(s->clog);
-    struct clog_reader *rd;
-    int rc = clog_reader_open(s->clog, recovery_chunk(s), &rd);
+    struct clog_reader *rd = own;
+    int rc = own != NULL ? 0 : clog_reader_open(s->clog, recovery_chunk(s), &rd);
 
     if (rc != 0) {
         *reached = from;
         return rc;
     }
+    clog_reader_limit(rd, to);
     while (from < to) {
         const uint8_t *p;
         size_t avail, left = ss - (size_t)(from % ss);
@@ -593,7 +595,8 @@ dispatch_range_read(struct store *s, uint64_t from, uint64_t to, int only_rebuil
     }
     if (from > to)
         from = to;
-    clog_reader_close(rd);
+    if (own == NULL)
+        clog_reader_close(rd);
     *reached = from;
     return rc;
 }
@@ -619,7 +622,12 @@ dispatch_main(void *arg)
             pthread_mutex_unlock(&s->wait_lock);
             continue;
         }
-        int rc = dispatch_range(s, from, to, 0, &reached);
+        /* With pwrite the mappings are only for readers: reading new records
+         * through them would fault every page in one at a time, which costs
+         * more than copying them out with pread (see clog_reader). */
+        int rc = s->disp_reader != NULL
+                     ? dispatch_range_read(s, s->disp_reader, from, to, 0, &reached)
+                     : dispatch_range(s, from, to, 0, &reached);
         /* While queues cannot be written, new messages could never become
          * visible: refuse puts until dispatch succeeds again (RocketMQ's
          * WRITE_LOGICS_QUEUE_ERROR). */
@@ -1538,7 +1546,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
 
     /* Replay: CQ writes land at their exact positions and the index skips
      * what it has, so replaying more than needed is harmless. */
-    rc = dispatch_range_read(s, from, r.end, 0, &reached);
+    rc = dispatch_range_read(s, NULL, from, r.end, 0, &reached);
     if (rc != 0) {
         snprintf(err, errlen, "re-dispatch from offset %" PRIu64 " failed at %" PRIu64 ": %s",
                  from, reached, spk_strerror(rc));
@@ -1557,7 +1565,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     pthread_rwlock_unlock(&s->qt_lock);
     if (marked > 0) {
         for_each_queue(s, rebuild_prepare, NULL);
-        rc = dispatch_range_read(s, clog_min(s->clog), r.end, 1, &reached);
+        rc = dispatch_range_read(s, NULL, clog_min(s->clog), r.end, 1, &reached);
         if (rc != 0) {
             snprintf(err, errlen, "rebuilding consume queues failed at %" PRIu64 ": %s",
                      reached, spk_strerror(rc));
@@ -1667,6 +1675,7 @@ store_free(struct store *s)
     struct cfg_target t = {defs, n, &s->cfg};
 
     free_queues(s);
+    clog_reader_close(s->disp_reader);
     if (s->ix)
         ix_close(s->ix);
     clog_close(s->clog);
@@ -1825,6 +1834,20 @@ store_open(const struct store_config *cfg, struct store **out, struct store_open
         }
     }
 
+    if (use_pwrite) {
+        rc = clog_reader_open(s->clog, recovery_chunk(s) < (4u << 20) ? recovery_chunk(s)
+                                                                       : (4u << 20),
+                              &s->disp_reader);
+        if (rc == 0 && recovery_chunk(s) > (4u << 20)) {
+            /* a record can be larger than 4 MiB: size for the largest */
+            clog_reader_close(s->disp_reader);
+            rc = clog_reader_open(s->clog, recovery_chunk(s), &s->disp_reader);
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     s->threads_started = 1;
     pthread_create(&s->flush_thr, NULL, flush_main, s);
     pthread_create(&s->disp_thr, NULL, dispatch_main, s);
