@@ -84,7 +84,9 @@ check-headers:
 
 test: bootstrap check-headers
 	$(MAKE) --no-print-directory BUILD=build/san SAN=address,undefined OPT=-O1 test-bins
-	sh tests/run.sh build/san
+	$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 \
+	    build/tsan/sprocket build/tsan/tests/crashwriter
+	TSAN_BUILD=build/tsan sh tests/run.sh build/san
 
 run: all
 	@mkdir -p data

@@ -7,7 +7,9 @@
 #   unit    BUILD_DIR/tests/unit, the Criterion runner (every test forked,
 #           with a timeout), two jobs at a time;
 #   crash   tests/crash/kill9.sh (kill -9 cycles on a store);
-#   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`).
+#   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`);
+#   tsan    tests/tsan.sh on the SAN=thread build in TSAN_BUILD (default
+#           build/tsan): the store's threads under ThreadSanitizer.
 # A suite fails when its command fails OR when its output holds a
 # sanitizer report: a leak found at a test process's exit, for example,
 # does not change Criterion's verdict, so the output is checked here.
@@ -21,7 +23,7 @@ set -u
 build=${1:?usage: sh tests/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=${JOBS:-2}
-suites=${SUITES:-unit crash tools}
+suites=${SUITES:-unit crash tools tsan}
 
 # abort_on_error makes a report kill the process (a crash Criterion sees);
 # leaks are checked at every process exit; UBSan stops at the first report.
@@ -176,6 +178,8 @@ for s in $suites; do
     unit) run_unit ;;
     crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-50})" ;;
     tools) run_script tools tools/store_tools.sh ;;
+    tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}
+          run_script tsan tsan.sh; build=$build_saved ;;
     *)
         echo "run.sh: unknown suite '$s'" >&2
         total_fail=$((total_fail + 1))

@@ -186,6 +186,7 @@ struct store {
     _Atomic int disp_error; /* the dispatcher cannot write queues (e.g. ENOSPC) */
     _Atomic int stopping;
 
+    pthread_mutex_t maint_lock; /* one checkpoint or clean-up round at a time */
     pthread_mutex_t wait_lock;
     pthread_cond_t flush_cv;   /* wakes the flusher */
     pthread_cond_t durable_cv; /* wakes put waiters */
@@ -806,10 +807,21 @@ snapshot_cqs(struct store *s, size_t *n)
     return v;
 }
 
+static int checkpoint_locked(struct store *s);
+
 /* Flushes queues and index, then writes the checkpoint with offsets
- * captured before those flushes (INV-4). Clean thread or close. */
+ * captured before those flushes (INV-4). Any thread; one at a time. */
 static int
 checkpoint_now(struct store *s)
+{
+    pthread_mutex_lock(&s->maint_lock);
+    int rc = checkpoint_locked(s);
+    pthread_mutex_unlock(&s->maint_lock);
+    return rc;
+}
+
+static int
+checkpoint_locked(struct store *s)
 {
     uint64_t disp = atomic_load(&s->dispatched);
     uint64_t dur = atomic_load(&s->durable);
@@ -1111,7 +1123,10 @@ clean_round(struct store *s, int force)
 int
 store_clean_now(struct store *s, int force)
 {
-    return clean_round(s, force);
+    pthread_mutex_lock(&s->maint_lock);
+    int n = clean_round(s, force);
+    pthread_mutex_unlock(&s->maint_lock);
+    return n;
 }
 
 static void *
@@ -1134,7 +1149,9 @@ clean_main(void *arg)
         (void)checkpoint_now(s);
         if (now_ms() - last_clean >= s->cfg.cleanResourceInterval) {
             last_clean = now_ms();
+            pthread_mutex_lock(&s->maint_lock);
             clean_round(s, 0);
+            pthread_mutex_unlock(&s->maint_lock);
         }
     }
     return NULL;
@@ -1687,6 +1704,7 @@ store_free(struct store *s)
     pthread_mutex_destroy(&s->put_lock);
     pthread_rwlock_destroy(&s->qt_lock);
     pthread_mutex_destroy(&s->wait_lock);
+    pthread_mutex_destroy(&s->maint_lock);
     pthread_cond_destroy(&s->flush_cv);
     pthread_cond_destroy(&s->durable_cv);
     pthread_cond_destroy(&s->disp_cv);
@@ -1727,6 +1745,7 @@ store_open(const struct store_config *cfg, struct store **out, struct store_open
     pthread_mutex_init(&s->put_lock, NULL);
     pthread_rwlock_init(&s->qt_lock, NULL);
     pthread_mutex_init(&s->wait_lock, NULL);
+    pthread_mutex_init(&s->maint_lock, NULL);
     pthread_cond_init(&s->flush_cv, NULL);
     pthread_cond_init(&s->durable_cv, NULL);
     pthread_cond_init(&s->disp_cv, NULL);
@@ -1979,7 +1998,17 @@ store_flush_all(struct store *s)
     }
     if (rc != 0)
         return rc;
-    while (atomic_load(&s->dispatched) < w && !atomic_load(&s->failed)) {
+    /* Wait for the dispatcher, but not forever: it may be stuck on a
+     * queue file it cannot create (disk full). */
+    int64_t deadline = mono_ms() + s->cfg.syncFlushTimeout;
+    while (atomic_load(&s->dispatched) < w) {
+        if (atomic_load(&s->failed))
+            return SPK_ESTORE_FAILED;
+        int derr = atomic_load(&s->disp_error);
+        if (derr != 0)
+            return derr;
+        if (mono_ms() > deadline)
+            return SPK_ETIMEOUT;
         wake_dispatcher(s);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
