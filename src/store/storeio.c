@@ -18,9 +18,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fault {
+    atomic_uint delay_ms;    /* sleep before each call (sio_delay_arm) */
     atomic_ulong calls;      /* calls seen since the last clear */
     atomic_ulong fail_at;    /* 0 = not armed */
     atomic_int persistent;
@@ -48,8 +50,16 @@ sio_fault_clear(void)
         atomic_store(&faults[i].fail_at, 0);
         atomic_store(&faults[i].persistent, 0);
         atomic_store(&faults[i].calls, 0);
+        atomic_store(&faults[i].delay_ms, 0);
     }
     atomic_store(&any_armed, 0);
+}
+
+void
+sio_delay_arm(enum sio_kind kind, unsigned ms)
+{
+    atomic_store(&faults[kind].delay_ms, ms);
+    atomic_store(&any_armed, 1);
 }
 
 unsigned long
@@ -67,6 +77,12 @@ fault_check(enum sio_kind kind)
 
     if (!atomic_load_explicit(&any_armed, memory_order_relaxed))
         return 0;
+    unsigned delay = atomic_load(&f->delay_ms);
+    if (delay > 0) {
+        struct timespec ts = {delay / 1000, (long)(delay % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
     unsigned long at = atomic_load(&f->fail_at);
     if (at == 0 || n < at)
         return 0;

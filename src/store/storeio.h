@@ -95,6 +95,10 @@ int sio_write_file_atomic(const char *path, const void *buf, size_t len);
 void sio_fault_arm(enum sio_kind kind, unsigned long nth, enum sio_fault_mode mode, int err);
 void sio_fault_clear(void);
 
+/* Test hook: every later call of <kind> first sleeps <ms> milliseconds (a
+ * slow disk); 0 turns it off. sio_fault_clear() also turns it off. */
+void sio_delay_arm(enum sio_kind kind, unsigned ms);
+
 /* Calls of <kind> made since the last sio_fault_clear() (or start). */
 unsigned long sio_calls(enum sio_kind kind);
 
