@@ -9,9 +9,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,3 +320,39 @@ st_get_one(struct store *s, const char *topic, int32_t qid, uint64_t qoff, uint8
         store_get_release(&res);
     return found;
 }
+
+/* Becomes root of a private mount namespace (or of a user namespace when
+ * that is all we may do); returns 0 or -errno. */
+int
+st_private_mounts(void)
+{
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+
+    if (unshare(CLONE_NEWNS) != 0) {
+        char map[64];
+        int fd;
+
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            return -errno;
+        fd = open("/proc/self/setgroups", O_WRONLY);
+        if (fd >= 0) {
+            (void)!write(fd, "deny", 4);
+            close(fd);
+        }
+        snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+        fd = open("/proc/self/uid_map", O_WRONLY);
+        if (fd < 0 || write(fd, map, strlen(map)) < 0)
+            return -errno;
+        close(fd);
+        snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+        fd = open("/proc/self/gid_map", O_WRONLY);
+        if (fd < 0 || write(fd, map, strlen(map)) < 0)
+            return -errno;
+        close(fd);
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return -errno;
+    return 0;
+}
+

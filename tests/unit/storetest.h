@@ -89,4 +89,9 @@ struct rec_msg st_msg(const char *topic, int32_t qid, const void *body, size_t b
 int st_get_one(struct store *s, const char *topic, int32_t qid, uint64_t qoff, uint8_t *buf,
                size_t buflen, struct rec_view *v, uint64_t *phys);
 
+/* In a child process: becomes root of a private mount namespace (or of a
+ * user namespace when that is all we may do), so that the child can mount
+ * a small tmpfs that dies with it. Returns 0 or -errno. */
+int st_private_mounts(void);
+
 #endif /* SPK_TESTS_STORETEST_H */

@@ -3,9 +3,16 @@
  * rule that a pinned view outlives the deletion of its segment.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/errors.h"
 #include "storetest.h"
@@ -140,4 +147,132 @@ Test(clean, nothing_is_deleted_before_it_expires)
     st_cfg_free(&c);
     st_rmrf(dir);
     free(dir);
+}
+
+/*
+ * The disk-usage rules on a real 4 MiB tmpfs (run in a child process with
+ * its own mount namespace): above diskSpaceCleanForciblyRatio, segments go
+ * although they have not expired; above diskSpaceWarningLevelRatio, puts
+ * are refused with SPK_EDISKFULL until space returns. Plain C, no Criterion
+ * calls: returns 0, or 1 with a reason in <msg>.
+ */
+static int
+disk_usage_scenario(const char *mnt, char *msg, size_t msglen)
+{
+    char root[512], filler[512], err[512];
+    struct st_cfg c;
+    struct store *s;
+    struct store_put_result r;
+    uint8_t body[600];
+    int rc, n, fd;
+
+    snprintf(root, sizeof(root), "%s/store", mnt);
+    snprintf(filler, sizeof(filler), "%s/filler", mnt);
+    st_cfg_init(&c, root, CLOG_SIZE, STORE_ASYNC_FLUSH);
+    if (cfg_set(&c.t, 1, "fileReservedTime", "72", err, sizeof(err)) != 0 ||
+        cfg_set(&c.t, 1, "diskSpaceCleanForciblyRatio", "30", err, sizeof(err)) != 0 ||
+        cfg_set(&c.t, 1, "diskSpaceWarningLevelRatio", "35", err, sizeof(err)) != 0 ||
+        cfg_set(&c.t, 1, "cleanFileForciblyEnable", "true", err, sizeof(err)) != 0 ||
+        cfg_set(&c.t, 1, "diskMaxUsedSpaceRatio", "95", err, sizeof(err)) != 0 ||
+        cfg_set(&c.t, 1, "deleteWhen", "25", err, sizeof(err)) != 0) {
+        snprintf(msg, msglen, "config: %s", err);
+        return 1;
+    }
+    rc = store_open(&c.cfg, &s, NULL, err, sizeof(err));
+    if (rc != 0) {
+        snprintf(msg, msglen, "store_open: %s", err);
+        return 1;
+    }
+    memset(body, 'u', sizeof(body));
+    for (int i = 0; i < 1500; i++) { /* ~1 MiB of log: about 14 segments */
+        struct rec_msg m = st_msg("DiskT", 0, body, sizeof(body), NULL, 0);
+        if ((rc = store_put(s, &m, &r)) != 0) {
+            snprintf(msg, msglen, "put %d: %s", i, spk_strerror(rc));
+            return 1;
+        }
+    }
+    if ((rc = store_flush_all(s)) != 0) {
+        snprintf(msg, msglen, "flush: %s", spk_strerror(rc));
+        return 1;
+    }
+    /* A 2 MiB file of someone else's keeps usage above both ratios. */
+    fd = open(filler, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || posix_fallocate(fd, 0, 2 << 20) != 0) {
+        snprintf(msg, msglen, "cannot write the filler: %s", strerror(errno));
+        return 1;
+    }
+    close(fd);
+    uint64_t min0 = store_min_offset(s);
+    n = store_clean_now(s, 0);
+    if (n <= 0 || store_min_offset(s) <= min0) {
+        snprintf(msg, msglen, "no segment was deleted above diskSpaceCleanForciblyRatio (%d)", n);
+        return 1;
+    }
+    struct rec_msg m = st_msg("DiskT", 0, body, sizeof(body), NULL, 0);
+    rc = store_put(s, &m, &r);
+    if (rc != SPK_EDISKFULL) {
+        snprintf(msg, msglen, "put above diskSpaceWarningLevelRatio: %s, want SPK_EDISKFULL",
+                 rc == 0 ? "accepted" : spk_strerror(rc));
+        return 1;
+    }
+    /* Space comes back: the next round lifts the refusal. */
+    unlink(filler);
+    store_clean_now(s, 0);
+    rc = store_put(s, &m, &r);
+    if (rc != 0) {
+        snprintf(msg, msglen, "put after space returned: %s", spk_strerror(rc));
+        return 1;
+    }
+    if ((rc = store_close(s)) != 0) {
+        snprintf(msg, msglen, "close: %s", spk_strerror(rc));
+        return 1;
+    }
+    st_cfg_free(&c);
+    snprintf(msg, msglen, "%d segments deleted before expiry", n);
+    return 0;
+}
+
+Test(clean, disk_usage_ratios_on_a_small_tmpfs, .timeout = 60)
+{
+    char *base = st_tmpdir("cleandisk");
+    char *mnt = st_path(base, "mnt");
+    char msg[600] = "";
+    int pfd[2], status;
+    pid_t pid;
+
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    cr_assert_eq(pipe(pfd), 0);
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int code, rc;
+        close(pfd[0]);
+        rc = st_private_mounts();
+        if (rc == 0 && mount("tmpfs", mnt, "tmpfs", 0, "size=4m") != 0)
+            rc = -errno;
+        if (rc != 0) {
+            snprintf(msg, sizeof(msg), "cannot mount a tmpfs here: %s", strerror(-rc));
+            code = 77;
+        } else {
+            code = disk_usage_scenario(mnt, msg, sizeof(msg));
+        }
+        (void)!write(pfd[1], msg, strlen(msg));
+        close(pfd[1]);
+        _exit(code);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], msg + got, sizeof(msg) - 1 - got)) > 0)
+        got += (size_t)k;
+    msg[got] = '\0';
+    close(pfd[0]);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    st_rmrf(base);
+    free(mnt);
+    free(base);
+    cr_assert(WIFEXITED(status), "the child died: %s", msg);
+    if (WEXITSTATUS(status) == 77)
+        cr_skip("%s", msg);
+    cr_assert_eq(WEXITSTATUS(status), 0, "%s", msg);
 }

@@ -765,41 +765,6 @@ enospc_scenario(struct st_cfg *c, char *msg, size_t msglen)
     return 0;
 }
 
-/* Becomes root of a private mount namespace (or of a user namespace when
- * that is all we may do); returns 0 or -errno. */
-static int
-private_mounts(void)
-{
-    uid_t uid = getuid();
-    gid_t gid = getgid();
-
-    if (unshare(CLONE_NEWNS) != 0) {
-        char map[64];
-        int fd;
-
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
-            return -errno;
-        fd = open("/proc/self/setgroups", O_WRONLY);
-        if (fd >= 0) {
-            (void)!write(fd, "deny", 4);
-            close(fd);
-        }
-        snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
-        fd = open("/proc/self/uid_map", O_WRONLY);
-        if (fd < 0 || write(fd, map, strlen(map)) < 0)
-            return -errno;
-        close(fd);
-        snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
-        fd = open("/proc/self/gid_map", O_WRONLY);
-        if (fd < 0 || write(fd, map, strlen(map)) < 0)
-            return -errno;
-        close(fd);
-    }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return -errno;
-    return 0;
-}
-
 /* Exit codes of the child. */
 #define CHILD_PASS 0
 #define CHILD_FAIL 1
@@ -823,7 +788,7 @@ Test(recovery, enospc_real_tmpfs, .timeout = 120)
     if (pid == 0) {
         int code;
         close(pfd[0]);
-        int rc = private_mounts();
+        int rc = st_private_mounts();
         if (rc == 0 && mount("tmpfs", mnt, "tmpfs", 0, "size=2m") != 0)
             rc = -errno;
         if (rc != 0) {
