@@ -518,54 +518,6 @@ clog_sync(struct clog *c, uint64_t from, uint64_t to)
     return 0;
 }
 
-/*
- * Next region of <seg> at or after <pos> that may hold bytes, as [*a, *b).
- * Unwritten extents of a preallocated file that are not in the page cache
- * read as zeros without being stored anywhere; SEEK_DATA skips them, so a
- * search over a mostly empty GiB segment does not allocate a GiB of page
- * cache. Falls back to the whole rest when the filesystem cannot say.
- * Returns 0 when nothing is left.
- */
-static int
-next_data(struct segment *seg, size_t pos, size_t *a, size_t *b)
-{
-    size_t ss = seg_size(seg);
-    off_t d, h;
-
-    if (pos >= ss)
-        return 0;
-    d = lseek(seg_fd(seg), (off_t)pos, SEEK_DATA);
-    if (d == -1) {
-        if (errno == ENXIO)
-            return 0;
-        *a = pos;
-        *b = ss;
-        return 1;
-    }
-    h = lseek(seg_fd(seg), d, SEEK_HOLE);
-    *a = (size_t)d;
-    *b = h == -1 || (size_t)h > ss ? ss : (size_t)h;
-    return *a < *b;
-}
-
-/* Position just past the last non-zero byte of p[from, to), or <from>. */
-static size_t
-last_nonzero(const uint8_t *p, size_t from, size_t to)
-{
-    while (to > from && (to & 7) != 0 && p[to - 1] == 0)
-        to--;
-    while (to >= from + 8) {
-        uint64_t w;
-        memcpy(&w, p + to - 8, 8);
-        if (w != 0)
-            break;
-        to -= 8;
-    }
-    while (to > from && p[to - 1] == 0)
-        to--;
-    return to;
-}
-
 int
 clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
 {
@@ -591,42 +543,9 @@ clog_truncate(struct clog *c, uint64_t end, int zero_tail, uint64_t *zeroed)
         goto done;
 
     if (seg != NULL && zero_tail) {
-        /* Zero what lies beyond the cut, up to the last non-zero byte, so
-         * that no stale bytes can ever be read as records again (STORE.md
-         * 16, point 1). */
-        size_t pos = (size_t)(end - seg_base(seg)), last = pos, a, b, at = pos;
-        static const uint8_t zeros[65536];
-        uint8_t *buf = malloc(sizeof(zeros));
-        if (buf == NULL) {
-            rc = -ENOMEM;
-            goto done;
-        }
-        /* Read with pread, not through the mapping: see clog_reader. */
-        while (rc == 0 && next_data(seg, at, &a, &b)) {
-            if (a < pos)
-                a = pos;
-            for (size_t o = a; o < b; o += sizeof(zeros)) {
-                size_t n = b - o < sizeof(zeros) ? b - o : sizeof(zeros);
-                ssize_t got = sio_pread(seg_fd(seg), buf, n, o);
-                if (got < 0) {
-                    rc = (int)got;
-                    break;
-                }
-                size_t l = last_nonzero(buf, 0, (size_t)got);
-                if (l > 0)
-                    last = o + l;
-            }
-            at = b;
-        }
-        free(buf);
-        for (size_t o = pos; rc == 0 && o < last; o += sizeof(zeros)) {
-            size_t n = last - o < sizeof(zeros) ? last - o : sizeof(zeros);
-            rc = seg_pwrite(seg, zeros, n, o);
-        }
-        if (rc == 0 && last > pos) {
-            rc = sio_fdatasync(seg_fd(seg));
-            *zeroed = last - pos;
-        }
+        /* Zero what lies beyond the cut so that no stale bytes can ever be
+         * read as records again (STORE.md 16, point 1). */
+        rc = seg_zero_tail(seg, (size_t)(end - seg_base(seg)), zeroed);
     }
 done:
     if (seg != NULL)
@@ -663,7 +582,7 @@ clog_find_valid_after(struct clog *c, uint64_t from, uint64_t *found)
          * which SEEK_DATA then reports as data, and the search would crawl
          * through the whole segment. Advice only: errors are ignored. */
         (void)posix_fadvise(seg_fd(seg), 0, 0, POSIX_FADV_RANDOM);
-        while (rc == 0 && next_data(seg, start, &a, &b)) {
+        while (rc == 0 && seg_next_data(seg, start, &a, &b)) {
             if (a < start)
                 a = start;
             clog_reader_limit(scan, base + b);

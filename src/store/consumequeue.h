@@ -67,9 +67,10 @@ void cq_decode_unit(const uint8_t *p, struct cq_unit *u);
 /* msyncs the units written since the last flush. */
 int cq_flush(struct cq *q);
 
-/* Recovery: zeroes units [qidx, ...) (INV-3), deletes segments above, sets
- * max = qidx. */
-int cq_truncate_from(struct cq *q, uint64_t qidx);
+/* Recovery: deletes segments above unit <qidx>, sets max = qidx and, with
+ * <zero_tail>, zeroes every unit from qidx on (INV-3). Without it (after a
+ * clean shutdown nothing lies above max) the files are not read at all. */
+int cq_truncate_from(struct cq *q, uint64_t qidx, int zero_tail);
 
 /* Sets min to the first unit whose record is at or above <clog_min>. */
 void cq_correct_min(struct cq *q, uint64_t clog_min);

@@ -62,8 +62,9 @@ seg_create(const char *dir, uint64_t base, size_t size, int flags, struct segmen
     if (fd < 0)
         return fd;
     /* INV-1: reserve every block now; a sparse file turns ENOSPC into
-     * SIGBUS at the first store into an unbacked page. */
-    rc = sio_fallocate(fd, size);
+     * SIGBUS at the first store into an unbacked page. With
+     * SEG_RESERVE_LATER the owner reserves ranges as it fills them. */
+    rc = (flags & SEG_RESERVE_LATER) ? sio_ftruncate(fd, size) : sio_fallocate(fd, size);
     if (rc != 0)
         goto fail;
     /* INV-2: the name must survive a crash before anything points into it. */
@@ -205,9 +206,111 @@ seg_sync(struct segment *seg, size_t from, size_t to, int use_fdatasync)
 }
 
 int
+seg_reserve(struct segment *seg, size_t from, size_t to)
+{
+    if (to > seg->sg_size)
+        to = seg->sg_size;
+    if (from >= to)
+        return 0;
+    return sio_fallocate_range(seg->sg_fd, from, to - from);
+}
+
+int
 seg_pwrite(struct segment *seg, const void *buf, size_t len, size_t pos)
 {
     return sio_pwrite(seg->sg_fd, buf, len, pos);
+}
+
+/*
+ * Next region of <seg> at or after <pos> that may hold bytes, as [*a, *b).
+ * Unwritten extents of a preallocated file that are not in the page cache
+ * read as zeros without being stored anywhere; SEEK_DATA skips them, so a
+ * search over a mostly empty GiB segment does not allocate a GiB of page
+ * cache. Falls back to the whole rest when the filesystem cannot say.
+ * Returns 0 when nothing is left.
+ */
+int
+seg_next_data(struct segment *seg, size_t pos, size_t *a, size_t *b)
+{
+    size_t ss = seg->sg_size;
+    off_t d, h;
+
+    if (pos >= ss)
+        return 0;
+    d = lseek(seg->sg_fd, (off_t)pos, SEEK_DATA);
+    if (d == -1) {
+        if (errno == ENXIO)
+            return 0;
+        *a = pos;
+        *b = ss;
+        return 1;
+    }
+    h = lseek(seg->sg_fd, d, SEEK_HOLE);
+    *a = (size_t)d;
+    *b = h == -1 || (size_t)h > ss ? ss : (size_t)h;
+    return *a < *b;
+}
+
+/* Position just past the last non-zero byte of p[from, to), or <from>. */
+static size_t
+last_nonzero(const uint8_t *p, size_t from, size_t to)
+{
+    while (to > from && (to & 7) != 0 && p[to - 1] == 0)
+        to--;
+    while (to >= from + 8) {
+        uint64_t w;
+        memcpy(&w, p + to - 8, 8);
+        if (w != 0)
+            break;
+        to -= 8;
+    }
+    while (to > from && p[to - 1] == 0)
+        to--;
+    return to;
+}
+
+int
+seg_zero_tail(struct segment *seg, size_t pos, uint64_t *zeroed)
+{
+    static const uint8_t zeros[65536];
+    size_t last = pos, a, b, at = pos;
+    uint8_t *buf = malloc(sizeof(zeros));
+    int rc = 0;
+
+    *zeroed = 0;
+    if (buf == NULL)
+        return -ENOMEM;
+    /* Read with pread over the data regions only, not through the mapping:
+     * faulting a mostly empty segment in page by page is slow here, and
+     * reading holes would fill the page cache with zeros. */
+    while (rc == 0 && seg_next_data(seg, at, &a, &b)) {
+        if (a < pos)
+            a = pos;
+        for (size_t o = a; o < b; o += sizeof(zeros)) {
+            size_t n = b - o < sizeof(zeros) ? b - o : sizeof(zeros);
+            ssize_t got = sio_pread(seg->sg_fd, buf, n, o);
+            if (got < 0) {
+                rc = (int)got;
+                break;
+            }
+            size_t l = last_nonzero(buf, 0, (size_t)got);
+            if (l > 0)
+                last = o + l;
+        }
+        at = b;
+    }
+    free(buf);
+    /* pwrite, not stores into the mapping: a range without blocks then
+     * fails with ENOSPC instead of SIGBUS (INV-1). */
+    for (size_t o = pos; rc == 0 && o < last; o += sizeof(zeros)) {
+        size_t n = last - o < sizeof(zeros) ? last - o : sizeof(zeros);
+        rc = sio_pwrite(seg->sg_fd, zeros, n, o);
+    }
+    if (rc == 0 && last > pos) {
+        rc = sio_fdatasync(seg->sg_fd);
+        *zeroed = last - pos;
+    }
+    return rc;
 }
 
 int

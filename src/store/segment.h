@@ -7,8 +7,9 @@
  *
  * Invariants:
  *   INV-1  A segment's blocks are reserved on disk (posix_fallocate) before
- *          it is mapped: running out of space is -ENOSPC at creation, never
- *          SIGBUS on a store into an unbacked page.
+ *          anything is stored into them through the mapping: running out of
+ *          space is -ENOSPC from seg_create or seg_reserve, never SIGBUS on a
+ *          store into an unbacked page.
  *   INV-2  The creating directory entry is fsynced before the segment is
  *          handed out.
  *   INV-3  The mapping lives as long as a reference does: seg_destroy()
@@ -30,6 +31,9 @@ struct segment;
 
 #define SEG_PREFAULT 1 /* populate the page tables now (PERF.md 5.1) */
 #define SEG_READONLY 2 /* map read-only: the data is written with pwrite */
+#define SEG_RESERVE_LATER 4 /* the file gets its size but no blocks yet: the
+                             * owner reserves each range with seg_reserve()
+                             * before storing into it (INV-1 still holds) */
 
 /* Creates <dir>/<base> of <size> bytes, reserved and mapped (<flags>: SEG_*).
  * The caller owns the one reference returned. */
@@ -48,6 +52,10 @@ int seg_open(const char *path, uint64_t base, size_t size, int flags, struct seg
 void seg_ref(struct segment *seg);
 void seg_unref(struct segment *seg);
 
+/* Reserves blocks for [from, to) of a SEG_RESERVE_LATER segment (INV-1);
+ * -ENOSPC when the disk is full. Ranges already reserved cost nothing. */
+int seg_reserve(struct segment *seg, size_t from, size_t to);
+
 /* Unlinks the file and fsyncs its directory; the mapping stays until the
  * last reference goes. Drops the caller's reference. */
 int seg_destroy(struct segment *seg);
@@ -64,6 +72,22 @@ int seg_sync(struct segment *seg, size_t from, size_t to, int use_fdatasync);
 
 /* Writes <len> bytes at segment position <pos> with pwrite. */
 int seg_pwrite(struct segment *seg, const void *buf, size_t len, size_t pos);
+
+/*
+ * Next region of <seg> at or after <pos> that may hold bytes, as [*a, *b)
+ * (SEEK_DATA/SEEK_HOLE): never-written extents of a reserved file that are
+ * not in the page cache read as zeros without being stored anywhere, and
+ * are skipped. Falls back to the whole rest when the filesystem cannot
+ * say. Returns 0 when nothing is left.
+ */
+int seg_next_data(struct segment *seg, size_t pos, size_t *a, size_t *b);
+
+/*
+ * Recovery: zeroes [pos, last non-zero byte] with pwrite and fdatasyncs it,
+ * so stale bytes beyond a cut can never be read again. *zeroed gets the
+ * length zeroed.
+ */
+int seg_zero_tail(struct segment *seg, size_t pos, uint64_t *zeroed);
 
 /* Parses a 20-digit segment name; returns 0 and the offset. */
 int seg_parse_name(const char *name, uint64_t *base);

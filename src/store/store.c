@@ -1342,6 +1342,7 @@ find_end(struct recov *r, uint64_t from)
 
 struct trunc_arg {
     uint64_t end;
+    int zero_tail; /* 0 after a clean shutdown: nothing stale lies above */
     int rc;
     unsigned rebuild;
 };
@@ -1372,7 +1373,7 @@ truncate_queue(struct store *s, struct queue *q, void *arg)
         else
             lo = mid + 1;
     }
-    a->rc = cq_truncate_from(c, lo);
+    a->rc = cq_truncate_from(c, lo, a->zero_tail);
 }
 
 /* R8: checks the last unit of a queue against the record it points at. */
@@ -1426,7 +1427,7 @@ finish_queue(struct store *s, struct queue *q, void *arg)
         return;
     if (q->rebuild) {
         q->rebuild = 0;
-        cq_truncate_from(c, cq_max(c));
+        cq_truncate_from(c, cq_max(c), 1);
     }
     cq_correct_min(c, *clog_min_p);
     q->next_qoff = cq_max(c);
@@ -1554,7 +1555,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
             from = clog_min(s->clog);
     }
 
-    struct trunc_arg ta = {.end = r.end};
+    struct trunc_arg ta = {.end = r.end, .zero_tail = !r.clean_end};
     for_each_queue(s, truncate_queue, &ta);
     if (ta.rc != 0) {
         snprintf(err, errlen, "cannot truncate consume queues: %s", spk_strerror(ta.rc));

@@ -152,6 +152,19 @@ sio_pread(int fd, void *buf, size_t len, uint64_t off)
 }
 
 int
+sio_fallocate_range(int fd, uint64_t off, uint64_t len)
+{
+    int rc = fault_check(SIO_FALLOCATE);
+
+    if (rc != 0)
+        return rc;
+    do
+        rc = posix_fallocate(fd, (off_t)off, (off_t)len);
+    while (rc == EINTR);
+    return -rc;
+}
+
+int
 sio_fallocate(int fd, uint64_t len)
 {
     int rc = fault_check(SIO_FALLOCATE);

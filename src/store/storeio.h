@@ -55,6 +55,9 @@ ssize_t sio_pread(int fd, void *buf, size_t len, uint64_t off);
 
 /* Reserves [0, len) on disk (posix_fallocate): never a sparse file. */
 int sio_fallocate(int fd, uint64_t len);
+
+/* Reserves [off, off + len) on disk, extending the file if needed. */
+int sio_fallocate_range(int fd, uint64_t off, uint64_t len);
 int sio_ftruncate(int fd, uint64_t len);
 int sio_fsync(int fd);
 int sio_fdatasync(int fd);

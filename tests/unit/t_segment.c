@@ -198,7 +198,7 @@ Test(consumequeue, units_land_at_queue_offset_times_20)
     cr_assert_eq(cq_flush(q), 0);
 
     /* Truncation drops units and zeroes what was above. */
-    cr_assert_eq(cq_truncate_from(q, 21), 0);
+    cr_assert_eq(cq_truncate_from(q, 21, 1), 0);
     cr_assert_eq(cq_max(q), 21);
     cr_assert_eq(cq_max_phys_end(q), 1000 + 150 * 9);
     cq_close(q);
@@ -209,6 +209,47 @@ Test(consumequeue, units_land_at_queue_offset_times_20)
     /* Segments whose last unit is below the log minimum go (never the last). */
     cr_assert_eq(cq_delete_below(q, 1000 + 150 * 8), 1);
     cr_assert_eq(cq_min(q), 20);
+    cq_close(q);
+    st_rmrf(dir);
+    free(dir);
+}
+
+Test(consumequeue, blocks_are_reserved_as_units_arrive)
+{
+    char *dir = st_tmpdir("cqres");
+    char err[256], qdir[512];
+    struct cq *q;
+    struct stat st;
+    const size_t ss = 300000 * CQ_UNIT_SIZE; /* RocketMQ's 6,000,000 bytes */
+
+    snprintf(qdir, sizeof(qdir), "%s/T/0", dir);
+    cr_assert_eq(cq_open(qdir, "T", 0, ss, &q, err, sizeof(err)), 0, "%s", err);
+    for (uint64_t i = 0; i < 10; i++)
+        cr_assert_eq(cq_put(q, i, 100 * i, 100, 0), 0);
+    char *p = st_path(qdir, "00000000000000000000");
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq((size_t)st.st_size, ss, "the file has its full size");
+    /* ...but only the first 80 KiB step has blocks, not 6 MB. */
+    cr_assert_leq((long long)st.st_blocks * 512, 128 * 1024LL, "%lld bytes allocated",
+                  (long long)st.st_blocks * 512);
+
+    /* Past the first step, the next one is reserved before the store. */
+    for (uint64_t i = 10; i < 5000; i++)
+        cr_assert_eq(cq_put(q, i, 100 * i, 100, 0), 0);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_geq((long long)st.st_blocks * 512, 5000LL * CQ_UNIT_SIZE);
+
+    /* A full disk when the next step is needed: an error, not SIGBUS. */
+    sio_fault_arm(SIO_FALLOCATE, 1, SIO_FAULT_PERSISTENT, ENOSPC);
+    int rc = 0;
+    uint64_t i;
+    for (i = 5000; i < 9000 && rc == 0; i++)
+        rc = cq_put(q, i, 100 * i, 100, 0);
+    sio_fault_clear();
+    cr_assert_eq(rc, -ENOSPC, "no step boundary was crossed?");
+    cr_assert_eq(cq_max(q), i - 1, "the refused unit must not be published");
+    cr_assert_eq(cq_put(q, i - 1, 100 * (i - 1), 100, 0), 0, "space came back");
+    free(p);
     cq_close(q);
     st_rmrf(dir);
     free(dir);
