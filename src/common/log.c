@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+
 _Atomic int spk_log__level = SPK_LOG_INFO;
 static _Atomic char log_role = '-';
 static _Atomic int log_fd = 2;
@@ -65,15 +67,6 @@ spk_log_parse_level(const char *name, enum spk_log_level *out)
         }
     }
     return -EINVAL;
-}
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -174,7 +167,7 @@ spk_log_write(enum spk_log_level level, const char *module, const char *fmt, ...
 bool
 spk_log__rl_admit(struct spk_log_rl *rl, int64_t interval_ms)
 {
-    int64_t now = mono_ms();
+    int64_t now = spk_mono_ms();
 
     if (rl->last_ms != 0 && now - rl->last_ms < interval_ms) {
         rl->suppressed++;

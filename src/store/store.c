@@ -49,6 +49,7 @@
 #include <dirent.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/crc.h"
 #include "common/errors.h"
 #include "common/jhash.h"
@@ -211,21 +212,6 @@ struct store {
     _Atomic uint64_t st_get_calls, st_get_msgs, st_corrupt_reads;
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 deadline_after(struct timespec *ts, int ms)
@@ -704,7 +690,7 @@ static void *
 flush_main(void *arg)
 {
     struct store *s = arg;
-    int64_t last_thorough = now_ms();
+    int64_t last_thorough = spk_mono_ms();
 
     while (!atomic_load(&s->failed)) {
         int stop = atomic_load(&s->stopping);
@@ -729,7 +715,7 @@ flush_main(void *arg)
                 pthread_cond_timedwait(&s->flush_cv, &s->wait_lock, &ts);
             }
             pthread_mutex_unlock(&s->wait_lock);
-            int64_t now = now_ms();
+            int64_t now = spk_mono_ms();
             uint64_t w = clog_written(s->clog), d = atomic_load(&s->durable);
             int thorough = now - last_thorough >= s->cfg.flushCommitLogThoroughInterval;
             if (thorough || stop ||
@@ -952,7 +938,7 @@ store_put_batch(struct store *s, const struct rec_msg *msgs, size_t n,
     int tx = msgs[0].sysflag & REC_SYS_TX_MASK;
     int counted = tx == REC_SYS_TX_NOT || tx == REC_SYS_TX_COMMIT;
     uint64_t qoff = counted ? q->next_qoff : 0;
-    int64_t ts = now_ms();
+    int64_t ts = spk_wall_ms();
     rc = clog_reserve(s->clog, total, &phys, &dst);
     if (rc != 0)
         goto unlock;
@@ -1103,7 +1089,7 @@ clean_round(struct store *s, int force)
         if (clog_nsegs(s->clog) < 2 || first + ss > safe)
             break;
         int64_t mtime = clog_first_mtime_ms(s->clog);
-        int expired = mtime >= 0 && now_ms() >= mtime + expire;
+        int expired = mtime >= 0 && spk_wall_ms() >= mtime + expire;
         if (!expired && !(clean_now && s->cfg.cleanFileForciblyEnable))
             break;
         if (clog_delete_first(s->clog) != 0)
@@ -1133,7 +1119,7 @@ static void *
 clean_main(void *arg)
 {
     struct store *s = arg;
-    int64_t last_clean = now_ms();
+    int64_t last_clean = spk_mono_ms();
 
     while (!atomic_load(&s->stopping)) {
         struct timespec ts;
@@ -1147,8 +1133,8 @@ clean_main(void *arg)
         /* Queue/index flushes are not fatal: they are derived data and
          * recovery rebuilds them from the log; the next round retries. */
         (void)checkpoint_now(s);
-        if (now_ms() - last_clean >= s->cfg.cleanResourceInterval) {
-            last_clean = now_ms();
+        if (spk_mono_ms() - last_clean >= s->cfg.cleanResourceInterval) {
+            last_clean = spk_mono_ms();
             pthread_mutex_lock(&s->maint_lock);
             clean_round(s, 0);
             pthread_mutex_unlock(&s->maint_lock);
@@ -1517,19 +1503,19 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
         return rc;
     }
 
-    int64_t t0 = mono_ms();
+    int64_t t0 = spk_mono_ms();
     from = scan_start(&r);
     rc = find_end(&r, from);
-    info->scan_ms = mono_ms() - t0;
+    info->scan_ms = spk_mono_ms() - t0;
     if (rc != 0)
         return rc;
     if (r.end < from)
         from = r.end;
 
-    t0 = mono_ms();
+    t0 = spk_mono_ms();
     rc = clog_truncate(s->clog, r.end, !r.clean_end, &zeroed);
-    info->truncate_ms = mono_ms() - t0;
-    t0 = mono_ms();
+    info->truncate_ms = spk_mono_ms() - t0;
+    t0 = spk_mono_ms();
     if (rc != 0) {
         snprintf(err, errlen, "cannot cut the commitlog at offset %" PRIu64 ": %s", r.end,
                  spk_strerror(rc));
@@ -1612,7 +1598,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     info->clog_min = clog_min(s->clog);
     info->clog_max = r.end;
     /* Make the recovered state the new durable baseline. */
-    info->dispatch_ms = mono_ms() - t0;
+    info->dispatch_ms = spk_mono_ms() - t0;
     rc = checkpoint_now(s);
     if (rc != 0) {
         snprintf(err, errlen, "cannot write the checkpoint: %s", spk_strerror(rc));
@@ -2001,14 +1987,14 @@ store_flush_all(struct store *s)
         return rc;
     /* Wait for the dispatcher, but not forever: it may be stuck on a
      * queue file it cannot create (disk full). */
-    int64_t deadline = mono_ms() + s->cfg.syncFlushTimeout;
+    int64_t deadline = spk_mono_ms() + s->cfg.syncFlushTimeout;
     while (atomic_load(&s->dispatched) < w) {
         if (atomic_load(&s->failed))
             return SPK_ESTORE_FAILED;
         int derr = atomic_load(&s->disp_error);
         if (derr != 0)
             return derr;
-        if (mono_ms() > deadline)
+        if (spk_mono_ms() > deadline)
             return SPK_ETIMEOUT;
         wake_dispatcher(s);
         struct timespec ts = {0, 1000000};
