@@ -18,13 +18,14 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Werror \
            -Wno-format-truncation
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Isrc -pthread -MMD -MP
-LDLIBS  := -ldeflate -lz -pthread
+LDLIBS  := -lcjson -ldeflate -lz -pthread
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)
 endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
+PROTO_SRC  := $(wildcard src/proto/*.c)
 STORE_SRC  := $(wildcard src/store/*.c)
 TOOLS_SRC  := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
@@ -33,8 +34,9 @@ CRASH_SRC  := $(wildcard tests/crash/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_COMMON := $(BUILD)/libspkcommon.a
+LIB_PROTO  := $(BUILD)/libspkproto.a
 LIB_STORE  := $(BUILD)/libspkstore.a
-LIBS       := $(LIB_STORE) $(LIB_COMMON)
+LIBS       := $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
 
 SPROCKET   := $(BUILD)/sprocket
 UNIT       := $(BUILD)/tests/unit
@@ -51,6 +53,10 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB_COMMON): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_PROTO): $(call obj,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -71,8 +77,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(LIBS)
 
 test-bins: $(SPROCKET) $(UNIT) $(CRASH_BINS)
 
-# Keep intermediate objects (the crash tools' .o files) between builds.
-.SECONDARY:
+# Keep the crash tools' objects (built by a pattern rule, so make would
+# otherwise treat them as intermediate and delete them after each link).
+.SECONDARY: $(patsubst tests/crash/%.c,$(BUILD)/obj/tests/crash/%.o,$(CRASH_SRC))
 
 # Every header must compile on its own (STYLE.md 7.2 rule 3).
 check-headers:

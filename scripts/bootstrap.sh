@@ -6,7 +6,7 @@
 # a few milliseconds when nothing is missing.
 set -eu
 
-PKGS="gcc make libc6-dev zlib1g-dev libdeflate-dev libcriterion-dev pkg-config"
+PKGS="gcc make libc6-dev zlib1g-dev libdeflate-dev libcjson-dev libcriterion-dev pkg-config"
 
 missing=""
 for p in $PKGS; do
