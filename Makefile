@@ -30,6 +30,7 @@ STORE_SRC  := $(wildcard src/store/*.c)
 TOOLS_SRC  := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 CRASH_SRC  := $(wildcard tests/crash/*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -41,8 +42,9 @@ LIBS       := $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
 SPROCKET   := $(BUILD)/sprocket
 UNIT       := $(BUILD)/tests/unit
 CRASH_BINS := $(patsubst tests/crash/%.c,$(BUILD)/tests/%,$(CRASH_SRC))
+FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/replay_%,$(FUZZ_NAMES))
 
-.PHONY: all bootstrap test unit-tests test-bins run bench check-headers clean format
+.PHONY: all bootstrap test unit-tests test-bins run bench fuzz check-headers clean format
 all: bootstrap $(SPROCKET)
 
 bootstrap:
@@ -75,11 +77,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
-test-bins: $(SPROCKET) $(UNIT) $(CRASH_BINS)
+# A fuzz target linked with a plain main() that replays its corpus, so
+# `make test` re-runs every committed input under the sanitizers.
+$(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
+
+test-bins: $(SPROCKET) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
 
 # Keep the crash tools' objects (built by a pattern rule, so make would
 # otherwise treat them as intermediate and delete them after each link).
-.SECONDARY: $(patsubst tests/crash/%.c,$(BUILD)/obj/tests/crash/%.o,$(CRASH_SRC))
+.SECONDARY: $(patsubst tests/crash/%.c,$(BUILD)/obj/tests/crash/%.o,$(CRASH_SRC)) \
+            $(patsubst %,$(BUILD)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES)) \
+            $(BUILD)/obj/tests/fuzz/replay.o
 
 # Every header must compile on its own (STYLE.md 7.2 rule 3).
 check-headers:
@@ -101,6 +111,12 @@ run: all
 
 bench: all
 	sh tests/bench.sh $(BUILD)
+
+# Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target;
+# new inputs land in tests/fuzz/corpus/<target>.
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	sh tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(find src tools tests -name '*.[ch]')

@@ -7,6 +7,7 @@
 #   unit    BUILD_DIR/tests/unit, the Criterion runner (every test forked,
 #           with a timeout), two jobs at a time;
 #   crash   tests/crash/kill9.sh (kill -9 cycles on a store);
+#   fuzz    tests/fuzz/replay.sh: every committed fuzz corpus replayed;
 #   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`);
 #   tsan    tests/tsan.sh on the SAN=thread build in TSAN_BUILD (default
 #           build/tsan): the store's threads under ThreadSanitizer.
@@ -23,7 +24,7 @@ set -u
 build=${1:?usage: sh tests/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=${JOBS:-2}
-suites=${SUITES:-unit crash tools tsan}
+suites=${SUITES:-unit fuzz crash tools tsan}
 
 # abort_on_error makes a report kill the process (a crash Criterion sees);
 # leaks are checked at every process exit; UBSan stops at the first report.
@@ -177,6 +178,7 @@ for s in $suites; do
     case $s in
     unit) run_unit ;;
     crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-50})" ;;
+    fuzz) run_script fuzz fuzz/replay.sh ;;
     tools) run_script tools tools/store_tools.sh ;;
     tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}
           run_script tsan tsan.sh; build=$build_saved ;;
