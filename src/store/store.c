@@ -1974,14 +1974,16 @@ store_flush_all(struct store *s)
     if (s->sync_flush) {
         rc = store_wait_durable(s, w, s->cfg.syncFlushTimeout);
     } else {
-        pthread_mutex_lock(&s->put_lock); /* serialises with a concurrent flush */
+        /* No lock: [d, w) holds complete records, a concurrent flush of an
+         * overlapping range is harmless, and advance_durable never moves
+         * durable backwards. Holding the writer lock here would stop every
+         * put for the length of an msync. */
         uint64_t d = atomic_load(&s->durable);
         rc = w > d ? clog_sync(s->clog, d, w) : 0;
         if (rc != 0)
             set_failed(s, rc);
         else if (w > d)
             advance_durable(s, w);
-        pthread_mutex_unlock(&s->put_lock);
     }
     if (rc != 0)
         return rc;
