@@ -27,6 +27,10 @@ endif
 COMMON_SRC := $(wildcard src/common/*.c)
 PROTO_SRC  := $(wildcard src/proto/*.c)
 STORE_SRC  := $(wildcard src/store/*.c)
+NET_SRC    := $(wildcard src/net/*.c)
+NAMESRV_SRC := $(wildcard src/namesrv/*.c)
+BROKER_SRC := $(wildcard src/broker/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
 TOOLS_SRC  := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 CRASH_SRC  := $(wildcard tests/crash/*.c)
@@ -37,15 +41,19 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_COMMON := $(BUILD)/libspkcommon.a
 LIB_PROTO  := $(BUILD)/libspkproto.a
 LIB_STORE  := $(BUILD)/libspkstore.a
-LIBS       := $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
+LIB_NET    := $(BUILD)/libspknet.a
+LIB_NAMESRV := $(BUILD)/libspknamesrv.a
+LIB_BROKER := $(BUILD)/libspkbroker.a
+LIBS       := $(LIB_BROKER) $(LIB_NAMESRV) $(LIB_NET) $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
 
 SPROCKET   := $(BUILD)/sprocket
+SPROCKETD  := $(BUILD)/sprocketd
 UNIT       := $(BUILD)/tests/unit
 CRASH_BINS := $(patsubst tests/crash/%.c,$(BUILD)/tests/%,$(CRASH_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/replay_%,$(FUZZ_NAMES))
 
 .PHONY: all bootstrap test unit-tests test-bins run bench fuzz check-headers clean format
-all: bootstrap $(SPROCKET)
+all: bootstrap $(SPROCKET) $(SPROCKETD)
 
 bootstrap:
 	@sh scripts/bootstrap.sh
@@ -66,6 +74,21 @@ $(LIB_STORE): $(call obj,$(STORE_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(LIB_NET): $(call obj,$(NET_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_NAMESRV): $(call obj,$(NAMESRV_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_BROKER): $(call obj,$(BROKER_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SPROCKETD): $(call obj,$(DAEMON_SRC)) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(DAEMON_SRC)) $(LIBS) $(LDLIBS)
+
 $(SPROCKET): $(call obj,$(TOOLS_SRC)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(TOOLS_SRC)) $(LIBS) $(LDLIBS)
 
@@ -83,7 +106,7 @@ $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuz
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
 
-test-bins: $(SPROCKET) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
+test-bins: $(SPROCKET) $(SPROCKETD) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
 
 # Keep the crash tools' objects (built by a pattern rule, so make would
 # otherwise treat them as intermediate and delete them after each link).

@@ -3,7 +3,8 @@
 #
 # Idempotent and quiet when everything is present: it asks dpkg for each
 # package and calls apt-get only for the missing ones, so `make` pays
-# a few milliseconds when nothing is missing.
+# a few milliseconds when nothing is missing. Then the node clients of the
+# integration tests (bootstrap_node.sh: nodejs, npm, ali-ons).
 set -eu
 
 PKGS="gcc make libc6-dev zlib1g-dev libdeflate-dev libcjson-dev libcriterion-dev pkg-config"
@@ -30,3 +31,5 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
+
+sh "$(dirname "$0")/bootstrap_node.sh"

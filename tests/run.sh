@@ -9,6 +9,9 @@
 #   crash   tests/crash/kill9.sh (kill -9 cycles on a store);
 #   fuzz    tests/fuzz/replay.sh: every committed fuzz corpus replayed;
 #   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`);
+#   integration  tests/integration/run.sh: real sprocketd processes (the
+#           sanitizer build) driven by the ali-ons clients; a sanitizer
+#           report in a daemon's log fails its test;
 #   tsan    tests/tsan.sh on the SAN=thread build in TSAN_BUILD (default
 #           build/tsan): the store's threads under ThreadSanitizer.
 # A suite fails when its command fails OR when its output holds a
@@ -24,7 +27,7 @@ set -u
 build=${1:?usage: sh tests/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=${JOBS:-2}
-suites=${SUITES:-unit fuzz crash tools tsan}
+suites=${SUITES:-unit fuzz crash tools integration tsan}
 
 # abort_on_error makes a report kill the process (a crash Criterion sees);
 # leaks are checked at every process exit; UBSan stops at the first report.
@@ -174,8 +177,34 @@ run_script() {
     fi
 }
 
+run_integration() {
+    log=$logs/integration.log
+    echo "=== integration tests: tests/integration/run.sh (SPROCKETD=$build/sprocketd)"
+    SPROCKETD=$(cd "$build" && pwd)/sprocketd sh "$here/integration/run.sh" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    # shellcheck disable=SC2046 # "N passed, N failed"
+    set -- $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    ipass=${1:-0}
+    ifail=${3:-0}
+    status=ok
+    if [ "$rc" -ne 0 ]; then
+        status="FAILED (exit $rc)"
+        [ "$ifail" -eq 0 ] && ifail=1
+    fi
+    if sanitizer_reports "$log" >"$logs/integration.san"; then
+        cat "$logs/integration.san"
+        status="FAILED (sanitizer report)"
+        [ "$ifail" -eq 0 ] && ifail=1
+    fi
+    add_summary "integration: $status: $ipass passed, $ifail failed"
+    total_pass=$((total_pass + ipass))
+    total_fail=$((total_fail + ifail))
+}
+
 for s in $suites; do
     case $s in
+    integration) run_integration ;;
     unit) run_unit ;;
     crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-50})" ;;
     fuzz) run_script fuzz fuzz/replay.sh ;;

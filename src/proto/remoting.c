@@ -307,6 +307,9 @@ json_ext_text(const cJSON *v, char **text, bool *skip)
         } else {
             *text = cJSON_PrintUnformatted(v);
         }
+    } else if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        /* fastjson casts a nested value to String as its JSON text. */
+        *text = cJSON_PrintUnformatted(v);
     } else {
         return SPK_EFORMAT;
     }

@@ -1,0 +1,930 @@
+/*
+ * loop.c - epoll event loop for remoting connections (see loop.h).
+ *
+ * Level-triggered epoll. Output is not written from net_conn_send():
+ * connections with new output go on a "dirty" list that is flushed once
+ * per iteration, after every ready socket has been read, so many replies
+ * to pipelined requests leave in one writev.
+ *
+ * Invariants (in addition to loop.h):
+ *   INV-5  A connection is on the dirty list at most once (c->dirty).
+ *   INV-6  c->events mirrors what epoll was told for c->fd.
+ *   INV-7  rbuf[0..rlen) holds bytes read but not yet consumed as frames;
+ *          rcap never exceeds frame_max + READ_CHUNK.
+ */
+#include "net/loop.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "proto/remoting.h"
+
+#define READ_CHUNK  (64u * 1024)
+#define MAX_IOV     64
+#define MAX_EVENTS  128
+
+enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
+
+struct ev_tag {
+    enum ev_kind kind;
+};
+
+struct chunk {
+    struct chunk *next;
+    const uint8_t *p;
+    size_t len, off;
+    void *own;                   /* malloc'd, freed when written */
+    void (*release)(void *arg);  /* borrowed bytes */
+    void *arg;
+};
+
+struct listener {
+    struct ev_tag tag;
+    struct listener *next;
+    int fd;
+    struct net_handler h;
+    void *ud;
+};
+
+struct net_conn {
+    struct ev_tag tag;
+    struct net_loop *loop;
+    struct net_conn *next, *prev;  /* all connections */
+    struct net_conn *dnext;        /* dirty list */
+    int fd;
+    int refs;
+    bool closed, dirty, paused;
+    uint32_t events;
+    uint64_t id;
+    char peer[64];
+    struct net_handler h; /* copied from the listener, which may close first */
+    void *hud;
+    void *udata;
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    struct chunk *qhead, *qtail;
+    size_t qbytes;
+    int64_t last_io;
+};
+
+struct net_timer {
+    struct net_timer *next;
+    int64_t due, period;
+    void (*fn)(void *arg);
+    void *arg;
+    bool cancelled;
+};
+
+struct net_wakeup {
+    struct net_wakeup *next;
+    struct net_loop *loop;
+    void (*fn)(void *arg);
+    void *arg;
+    int pending; /* atomic */
+};
+
+struct net_loop {
+    int epfd;
+    struct {
+        struct ev_tag tag;
+        int fd;
+    } wake;
+    int stop; /* atomic */
+    struct listener *listeners;
+    struct net_conn *conns;
+    struct net_conn *dirty;
+    struct net_timer *timers;
+    struct net_wakeup *wakeups;
+    struct net_limits lim;
+    int64_t now;
+    int64_t last_idle_scan;
+    uint64_t next_id;
+    struct net_stats st;
+};
+
+static void conn_close(struct net_conn *c, const char *why);
+
+int
+net_loop_create(struct net_loop **out)
+{
+    struct net_loop *l = calloc(1, sizeof(*l));
+    struct epoll_event ev;
+
+    if (!l)
+        return -ENOMEM;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->epfd < 0 || l->wake.fd < 0)
+        goto fail;
+    l->wake.tag.kind = EV_WAKE;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = &l->wake.tag;
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake.fd, &ev) < 0)
+        goto fail;
+    l->lim.out_soft = 32u << 20;
+    l->lim.out_hard = 512u << 20;
+    l->lim.idle_ms = 120000;
+    l->lim.frame_max = PROTO_FRAME_MAX;
+    l->now = spk_mono_ms();
+    l->last_idle_scan = l->now;
+    l->next_id = 1;
+    *out = l;
+    return 0;
+fail: {
+        int rc = -errno;
+        if (l->epfd >= 0)
+            close(l->epfd);
+        if (l->wake.fd >= 0)
+            close(l->wake.fd);
+        free(l);
+        return rc;
+    }
+}
+
+void
+net_loop_set_limits(struct net_loop *l, const struct net_limits *lim)
+{
+    l->lim = *lim;
+    if (l->lim.frame_max == 0 || l->lim.frame_max > PROTO_FRAME_MAX)
+        l->lim.frame_max = PROTO_FRAME_MAX;
+}
+
+int64_t
+net_loop_now(struct net_loop *l)
+{
+    return l->now;
+}
+
+void
+net_loop_close_listeners(struct net_loop *l)
+{
+    struct listener *ls;
+
+    while ((ls = l->listeners) != NULL) {
+        l->listeners = ls->next;
+        close(ls->fd);
+        free(ls);
+    }
+}
+
+void
+net_loop_destroy(struct net_loop *l)
+{
+    struct net_timer *t;
+    struct net_wakeup *w;
+
+    if (!l)
+        return;
+    while (l->conns)
+        conn_close(l->conns, NULL);
+    net_loop_close_listeners(l);
+    while ((t = l->timers) != NULL) {
+        l->timers = t->next;
+        free(t);
+    }
+    while ((w = l->wakeups) != NULL) {
+        l->wakeups = w->next;
+        free(w);
+    }
+    close(l->epfd);
+    close(l->wake.fd);
+    free(l);
+}
+
+int
+net_listen(struct net_loop *l, const char *host, int port, const struct net_handler *h, void *ud,
+           char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    struct listener *ls;
+    struct epoll_event ev;
+    int fd, one = 1, rc;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(err, errlen, "cannot listen on %s:%d: not an IPv4 address and port", host, port);
+        return -EINVAL;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return rc;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot listen on %s:%d: %s%s", host, port, strerror(errno),
+                 errno == EADDRINUSE ? " (another process is using the port; pick another with "
+                                       "--listenPort)" : "");
+        close(fd);
+        return rc;
+    }
+    ls = calloc(1, sizeof(*ls));
+    if (!ls) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ls->tag.kind = EV_LISTENER;
+    ls->fd = fd;
+    ls->h = *h;
+    ls->ud = ud;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = &ls->tag;
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+        close(fd);
+        free(ls);
+        return rc;
+    }
+    ls->next = l->listeners;
+    l->listeners = ls;
+    return 0;
+}
+
+/* Timers and wakeups ---------------------------------------------------- */
+
+struct net_timer *
+net_timer_add(struct net_loop *l, int64_t delay_ms, int64_t period_ms, void (*fn)(void *arg),
+              void *arg)
+{
+    struct net_timer *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    t->due = spk_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+    t->period = period_ms > 0 ? period_ms : 0;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = l->timers;
+    l->timers = t;
+    return t;
+}
+
+void
+net_timer_cancel(struct net_loop *l, struct net_timer *t)
+{
+    (void)l;
+    if (t)
+        t->cancelled = true; /* freed by the next run_timers() */
+}
+
+static int64_t
+run_timers(struct net_loop *l)
+{
+    struct net_timer **pp = &l->timers, *t;
+    int64_t next = -1;
+
+    while ((t = *pp) != NULL) {
+        if (!t->cancelled && t->due <= l->now) {
+            t->fn(t->arg);
+            if (t->period > 0 && !t->cancelled) {
+                t->due = l->now + t->period;
+            } else {
+                t->cancelled = true;
+            }
+        }
+        if (t->cancelled) {
+            *pp = t->next;
+            free(t);
+            continue;
+        }
+        if (next < 0 || t->due < next)
+            next = t->due;
+        pp = &t->next;
+    }
+    return next;
+}
+
+struct net_wakeup *
+net_wakeup_add(struct net_loop *l, void (*fn)(void *arg), void *arg)
+{
+    struct net_wakeup *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->fn = fn;
+    w->arg = arg;
+    w->loop = l;
+    w->next = l->wakeups;
+    l->wakeups = w;
+    return w;
+}
+
+void
+net_wakeup_signal(struct net_wakeup *w)
+{
+    uint64_t one = 1;
+
+    if (__atomic_exchange_n(&w->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+        /* One eventfd serves every wakeup of the loop. */
+        if (write(w->loop->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            spk_log(SPK_LOG_WARN, "net", "eventfd write: %s", strerror(errno));
+    }
+}
+
+void
+net_loop_stop(struct net_loop *l)
+{
+    uint64_t one = 1;
+
+    __atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
+    if (write(l->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        spk_log(SPK_LOG_WARN, "net", "eventfd write: %s", strerror(errno));
+}
+
+static void
+run_wakeups(struct net_loop *l)
+{
+    uint64_t v;
+    struct net_wakeup *w;
+
+    if (read(l->wake.fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        spk_log(SPK_LOG_WARN, "net", "eventfd read: %s", strerror(errno));
+    for (w = l->wakeups; w; w = w->next)
+        if (__atomic_exchange_n(&w->pending, 0, __ATOMIC_ACQ_REL))
+            w->fn(w->arg);
+}
+
+/* Connections ------------------------------------------------------------ */
+
+static void
+conn_set_events(struct net_conn *c, uint32_t events)
+{
+    struct epoll_event ev;
+
+    if (c->closed || events == c->events)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = &c->tag;
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->events = events;
+}
+
+static void
+chunk_free(struct chunk *k)
+{
+    if (k->own)
+        free(k->own);
+    else if (k->release)
+        k->release(k->arg);
+    free(k);
+}
+
+static void
+conn_free(struct net_conn *c)
+{
+    free(c->rbuf);
+    free(c);
+}
+
+void
+net_conn_hold(struct net_conn *c)
+{
+    c->refs++;
+}
+
+void
+net_conn_put(struct net_conn *c)
+{
+    if (--c->refs == 0)
+        conn_free(c);
+}
+
+static void
+conn_close(struct net_conn *c, const char *why)
+{
+    struct net_loop *l = c->loop;
+    struct chunk *k;
+
+    if (c->closed)
+        return;
+    if (why)
+        spk_log(SPK_LOG_INFO, "net", "closing %s (conn %llu): %s", c->peer, (unsigned long long)c->id,
+                why);
+    c->closed = true;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    while ((k = c->qhead) != NULL) {
+        c->qhead = k->next;
+        chunk_free(k);
+    }
+    c->qtail = NULL;
+    c->qbytes = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    l->st.closed++;
+    l->st.conns--;
+    if (c->h.on_close)
+        c->h.on_close(c->hud, c);
+    net_conn_put(c); /* the loop's reference */
+}
+
+void
+net_conn_close(struct net_conn *c)
+{
+    conn_close(c, NULL);
+}
+
+int
+net_conn_is_closed(const struct net_conn *c)
+{
+    return c->closed;
+}
+
+uint64_t
+net_conn_id(const struct net_conn *c)
+{
+    return c->id;
+}
+
+const char *
+net_conn_peer(const struct net_conn *c)
+{
+    return c->peer;
+}
+
+void *
+net_conn_udata(const struct net_conn *c)
+{
+    return c->udata;
+}
+
+void
+net_conn_set_udata(struct net_conn *c, void *ud)
+{
+    c->udata = ud;
+}
+
+size_t
+net_conn_outq(const struct net_conn *c)
+{
+    return c->qbytes;
+}
+
+struct net_loop *
+net_conn_loop(const struct net_conn *c)
+{
+    return c->loop;
+}
+
+static int
+queue_chunk(struct net_conn *c, struct chunk *k)
+{
+    struct net_loop *l = c->loop;
+
+    if (c->closed) {
+        chunk_free(k);
+        return SPK_ESHUTDOWN;
+    }
+    k->next = NULL;
+    if (c->qtail)
+        c->qtail->next = k;
+    else
+        c->qhead = k;
+    c->qtail = k;
+    c->qbytes += k->len;
+    if (!c->dirty) {
+        c->dirty = true;
+        net_conn_hold(c);
+        c->dnext = l->dirty;
+        l->dirty = c;
+    }
+    if (c->qbytes > l->lim.out_hard) {
+        l->st.limit_closed++;
+        conn_close(c, "output queue over the hard limit (the peer does not read its replies)");
+        return SPK_ETOOBIG;
+    }
+    return 0;
+}
+
+int
+net_conn_send(struct net_conn *c, void *buf, size_t len)
+{
+    struct chunk *k = calloc(1, sizeof(*k));
+
+    if (!k) {
+        free(buf);
+        return -ENOMEM;
+    }
+    k->p = buf;
+    k->len = len;
+    k->own = buf;
+    return queue_chunk(c, k);
+}
+
+int
+net_conn_send_ref(struct net_conn *c, const void *p, size_t len, void (*release)(void *arg),
+                  void *arg)
+{
+    struct chunk *k = calloc(1, sizeof(*k));
+
+    if (!k) {
+        if (release)
+            release(arg);
+        return -ENOMEM;
+    }
+    k->p = p;
+    k->len = len;
+    k->release = release;
+    k->arg = arg;
+    return queue_chunk(c, k);
+}
+
+/* Writes as much queued output as the socket takes. */
+static void
+conn_flush(struct net_conn *c)
+{
+    struct net_loop *l = c->loop;
+    struct iovec iov[MAX_IOV];
+
+    while (!c->closed && c->qhead) {
+        struct chunk *k = c->qhead;
+        int n = 0;
+        ssize_t w;
+
+        for (; k && n < MAX_IOV; k = k->next, n++) {
+            iov[n].iov_base = (void *)(k->p + k->off);
+            iov[n].iov_len = k->len - k->off;
+        }
+        w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_close(c, strerror(errno));
+            return;
+        }
+        l->st.bytes_out += (uint64_t)w;
+        c->last_io = l->now;
+        c->qbytes -= (size_t)w;
+        while (w > 0) {
+            k = c->qhead;
+            size_t left = k->len - k->off;
+            if ((size_t)w < left) {
+                k->off += (size_t)w;
+                w = 0;
+                break;
+            }
+            w -= (ssize_t)left;
+            c->qhead = k->next;
+            if (!c->qhead)
+                c->qtail = NULL;
+            chunk_free(k);
+        }
+        /* drop zero-length chunks at the head */
+        while ((k = c->qhead) != NULL && k->off == k->len) {
+            c->qhead = k->next;
+            if (!c->qhead)
+                c->qtail = NULL;
+            chunk_free(k);
+        }
+    }
+    if (c->closed)
+        return;
+    {
+        uint32_t ev = 0;
+        if (c->qbytes > l->lim.out_soft)
+            c->paused = true;
+        else if (c->paused && c->qbytes <= l->lim.out_soft / 2)
+            c->paused = false;
+        if (!c->paused)
+            ev |= EPOLLIN;
+        if (c->qhead)
+            ev |= EPOLLOUT;
+        conn_set_events(c, ev);
+    }
+}
+
+static void
+flush_dirty(struct net_loop *l)
+{
+    struct net_conn *c;
+
+    while ((c = l->dirty) != NULL) {
+        l->dirty = c->dnext;
+        c->dirty = false;
+        if (!c->closed)
+            conn_flush(c);
+        net_conn_put(c);
+    }
+}
+
+static void
+conn_accept(struct net_loop *l, struct listener *ls)
+{
+    for (;;) {
+        struct sockaddr_in sa;
+        socklen_t salen = sizeof(sa);
+        struct net_conn *c;
+        struct epoll_event ev;
+        char ip[INET_ADDRSTRLEN];
+        int one = 1;
+        int fd = accept4(ls->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                spk_log(SPK_LOG_WARN, "net", "accept: %s", strerror(errno));
+            return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->tag.kind = EV_CONN;
+        c->loop = l;
+        c->fd = fd;
+        c->refs = 1;
+        c->id = l->next_id++;
+        c->h = ls->h;
+        c->hud = ls->ud;
+        c->last_io = l->now;
+        if (!inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip)))
+            strcpy(ip, "?");
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa.sin_port));
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.ptr = &c->tag;
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->events = EPOLLIN;
+        c->next = l->conns;
+        if (l->conns)
+            l->conns->prev = c;
+        l->conns = c;
+        l->st.accepted++;
+        l->st.conns++;
+    }
+}
+
+/* Splits and delivers the frames in rbuf. Returns false if c closed. */
+static bool
+conn_frames(struct net_conn *c)
+{
+    struct net_loop *l = c->loop;
+    size_t pos = 0;
+
+    while (!c->closed && !c->paused) {
+        size_t flen;
+        int rc = proto_frame_split(c->rbuf + pos, c->rlen - pos, &flen);
+
+        if (rc == -EAGAIN)
+            break;
+        if (rc < 0 || flen > l->lim.frame_max) {
+            l->st.bad_frames++;
+            conn_close(c, rc == SPK_EFORMAT ? "malformed frame length"
+                                            : "frame longer than the limit");
+            return false;
+        }
+        l->st.frames_in++;
+        c->h.on_frame(c->hud, c, c->rbuf + pos, flen);
+        pos += flen;
+    }
+    if (c->closed)
+        return false;
+    if (pos > 0) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+    return true;
+}
+
+static void
+conn_read(struct net_conn *c)
+{
+    struct net_loop *l = c->loop;
+    int rounds = 0;
+
+    net_conn_hold(c);
+    while (!c->closed && !c->paused && rounds++ < 16) {
+        ssize_t r;
+
+        if (c->rcap - c->rlen < READ_CHUNK / 4) {
+            size_t need = c->rcap ? c->rcap * 2 : READ_CHUNK;
+            uint8_t *nb;
+            if (need > l->lim.frame_max + READ_CHUNK)
+                need = l->lim.frame_max + READ_CHUNK;
+            if (need <= c->rcap) {
+                /* a frame this big must have been rejected by the splitter */
+                conn_close(c, "read buffer full");
+                break;
+            }
+            nb = realloc(c->rbuf, need);
+            if (!nb) {
+                conn_close(c, "out of memory");
+                break;
+            }
+            c->rbuf = nb;
+            c->rcap = need;
+        }
+        r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (r == 0) {
+            conn_close(c, NULL);
+            break;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_close(c, strerror(errno));
+            break;
+        }
+        l->st.bytes_in += (uint64_t)r;
+        c->last_io = l->now;
+        c->rlen += (size_t)r;
+        if (!conn_frames(c))
+            break;
+        if ((size_t)r < READ_CHUNK / 4)
+            break;
+    }
+    /* Paused with frames still buffered: they are delivered on resume. */
+    if (!c->closed && c->paused)
+        conn_set_events(c, c->qhead ? EPOLLOUT : 0);
+    net_conn_put(c);
+}
+
+static void
+idle_scan(struct net_loop *l)
+{
+    struct net_conn *c = l->conns, *n;
+
+    l->last_idle_scan = l->now;
+    if (l->lim.idle_ms <= 0)
+        return;
+    for (; c; c = n) {
+        n = c->next;
+        /* A connection with output waiting is not idle: the peer is slow. */
+        if (!c->qhead && l->now - c->last_io > l->lim.idle_ms) {
+            l->st.idle_closed++;
+            conn_close(c, "idle");
+        }
+    }
+}
+
+/* Connections that were paused and drained resume reading here. */
+static void
+resume_paused(struct net_loop *l)
+{
+    /* conn_frames runs callbacks that may close any connection, so the
+     * scan restarts after each delivery rather than trusting c->next. */
+restart:
+    for (struct net_conn *c = l->conns; c; c = c->next) {
+        if (c->paused && c->qbytes <= l->lim.out_soft / 2) {
+            c->paused = false;
+            conn_set_events(c, EPOLLIN | (c->qhead ? EPOLLOUT : 0));
+            if (c->rlen) {
+                net_conn_hold(c);
+                conn_frames(c);
+                net_conn_put(c);
+                goto restart;
+            }
+        }
+    }
+}
+
+int
+net_loop_run(struct net_loop *l)
+{
+    struct epoll_event evs[MAX_EVENTS];
+
+    while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+        int64_t next, start;
+        int timeout, n, i;
+        bool any_paused = false;
+
+        l->now = spk_mono_ms();
+        next = run_timers(l);
+        flush_dirty(l);
+        timeout = 1000;
+        if (next >= 0) {
+            int64_t d = next - spk_mono_ms();
+            if (d < timeout)
+                timeout = d < 0 ? 0 : (int)d;
+        }
+        n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        l->now = start = spk_mono_ms();
+        for (i = 0; i < n; i++) {
+            struct ev_tag *tag = evs[i].data.ptr;
+            if (tag->kind == EV_WAKE) {
+                run_wakeups(l);
+            } else if (tag->kind == EV_LISTENER) {
+                conn_accept(l, (struct listener *)tag);
+            } else {
+                struct net_conn *c = (struct net_conn *)tag;
+                if (c->closed)
+                    continue;
+                if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+                    if (!(evs[i].events & EPOLLIN)) {
+                        conn_close(c, NULL);
+                        continue;
+                    }
+                }
+                if (evs[i].events & EPOLLOUT) {
+                    net_conn_hold(c);
+                    conn_flush(c);
+                    net_conn_put(c);
+                }
+                if (!c->closed && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                    conn_read(c);
+            }
+        }
+        flush_dirty(l);
+        for (struct net_conn *c = l->conns; c; c = c->next)
+            if (c->paused) {
+                any_paused = true;
+                break;
+            }
+        if (any_paused)
+            resume_paused(l);
+        l->now = spk_mono_ms();
+        if (l->now - l->last_idle_scan >= 1000)
+            idle_scan(l);
+        if (l->now - start > l->st.max_iter_ms)
+            l->st.max_iter_ms = l->now - start;
+    }
+    flush_dirty(l);
+    return 0;
+}
+
+void
+net_loop_close_all(struct net_loop *l)
+{
+    flush_dirty(l);
+    while (l->conns)
+        conn_close(l->conns, NULL);
+}
+
+void
+net_loop_drain(struct net_loop *l, int timeout_ms)
+{
+    int64_t deadline = spk_mono_ms() + timeout_ms;
+
+    for (;;) {
+        bool pending = false;
+        flush_dirty(l);
+        for (struct net_conn *c = l->conns, *n; c; c = n) {
+            n = c->next; /* conn_flush may close (unlink) c, never another */
+            if (c->qhead) {
+                net_conn_hold(c);
+                conn_flush(c);
+                if (!c->closed && c->qhead)
+                    pending = true;
+                net_conn_put(c);
+            }
+        }
+        if (!pending || spk_mono_ms() >= deadline)
+            return;
+        {
+            struct epoll_event evs[MAX_EVENTS];
+            (void)epoll_wait(l->epfd, evs, MAX_EVENTS, 10);
+        }
+    }
+}
+
+void
+net_loop_stats(struct net_loop *l, struct net_stats *st, int reset_max)
+{
+    *st = l->st;
+    if (reset_max)
+        l->st.max_iter_ms = 0;
+}
