@@ -2,7 +2,8 @@
 #
 #   make                 build build/sprocket (optimised, no sanitizers)
 #   make test            bootstrap, build with ASan+UBSan into build/san, run every test
-#   make run             the main job (until the broker exists: the store benchmark)
+#   make run             the main job: a standalone broker + name server on
+#                        127.0.0.1 (ports 10911 and 9876), data in ./data
 #   make bench           the benchmarks, optimised build
 #   make SAN=thread      any sanitizer list for a manual build
 #
@@ -130,7 +131,8 @@ test: bootstrap check-headers
 
 run: all
 	@mkdir -p data
-	$(SPROCKET) bench store --dir=data/bench --messages=2000000 --size=1024
+	$(SPROCKETD) standalone --storePathRootDir=data --brokerIP1=127.0.0.1 \
+	    --listenPort=10911 --namesrvListenPort=9876 $(RUN_ARGS)
 
 bench: all
 	sh tests/bench.sh $(BUILD)

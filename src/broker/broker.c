@@ -62,6 +62,9 @@ static const struct cfg_def broker_defs[] = {
      0, "ms without a heartbeat before a client is dropped"},
     {"maxPulledBytes", CFG_INT, F(maxPulledBytes), 1024, 64 << 20, "262144", NULL, CFG_RUNTIME,
      "bytes per pull response at most (the first message always goes)"},
+    {"transferMsgByHeap", CFG_BOOL, F(transferMsgByHeap), 0, 1, "false", NULL, CFG_RUNTIME,
+     "true: copy pulled records into one reply buffer; false: write them straight from the "
+     "mapped CommitLog (zero copy)"},
     {"maxParkedSends", CFG_INT, F(maxParkedSends), 1, 10000000, "200000", NULL, CFG_RUNTIME,
      "SYNC_FLUSH sends waiting for the disk before new ones get SYSTEM_BUSY"},
     {"regionId", CFG_STRING, F(regionId), 0, 0, "DefaultRegion", NULL, 0,

@@ -44,6 +44,7 @@ struct broker_config {
     int serverChannelMaxIdleTimeSeconds;
     int channelExpiredTimeout; /* ms without heartbeat before a client is dropped */
     int maxPulledBytes;        /* per pull response */
+    int transferMsgByHeap;     /* copy pulled records into the reply instead of writev from the mapping */
     int maxParkedSends;        /* SYNC_FLUSH sends waiting on the disk before SYSTEM_BUSY */
     char *regionId;
     int traceOn;

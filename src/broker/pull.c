@@ -59,6 +59,23 @@ send_found(struct broker *b, struct net_conn *c, const struct proto_cmd *req,
         net_conn_close(c);
         return;
     }
+    if (b->cfg.transferMsgByHeap) {
+        uint8_t *buf = realloc(hdr, hlen + res->bytes);
+        size_t pos = hlen;
+        if (!buf) {
+            free(hdr);
+            release_get(res);
+            net_conn_close(c);
+            return;
+        }
+        for (i = 0; i < res->count; i++) {
+            memcpy(buf + pos, res->msgs[i].data, res->msgs[i].len);
+            pos += res->msgs[i].len;
+        }
+        release_get(res);
+        net_conn_send(c, buf, pos);
+        return;
+    }
     if (net_conn_send(c, hdr, hlen) != 0) {
         release_get(res);
         return;
