@@ -399,8 +399,21 @@ runtime_info(struct broker *b, struct proto_reply *rep)
     struct sbuf sb = SBUF_INIT;
     int64_t now = spk_wall_ms();
     uint64_t w = store_written(b->store), d = store_durable(b->store);
+    int64_t earliest = 0;
 
     store_get_stats(b->store, &st);
+    {
+        struct store_msg_view v;
+        void *pin;
+        struct rec_view rv;
+        const char *why;
+        if (w > store_min_offset(b->store) &&
+            store_get_by_offset(b->store, store_min_offset(b->store), &v, &pin) == 0) {
+            if (rec_parse(v.data, v.len, REC_ANY_POS, REC_CHECK_NONE, &rv, &why) > 0)
+                earliest = rv.store_ts;
+            store_view_release(pin);
+        }
+    }
 #define KV(k, fmt, ...) sb_printf(&sb, "%s\"" k "\":\"" fmt "\"", sb.len > 10 ? "," : "", __VA_ARGS__)
     sb_puts(&sb, "{\"table\":{");
     KV("brokerVersionDesc", "%s", "V5_3_3");
@@ -427,7 +440,7 @@ runtime_info(struct broker *b, struct proto_reply *rep)
     KV("sendThreadPoolQueueHeadWaitTimeMills", "%d", 0);
     KV("pullThreadPoolQueueHeadWaitTimeMills", "%d", 0);
     KV("pageCacheLockTimeMills", "%d", 0);
-    KV("earliestMessageTimeStamp", "%d", 0);
+    KV("earliestMessageTimeStamp", "%lld", (long long)earliest);
     KV("commitLogDiskRatio", "%.2f", st.disk_full ? 1.0 : 0.0);
     KV("commitLogMinOffset", "%llu", (unsigned long long)store_min_offset(b->store));
     KV("commitLogMaxOffset", "%llu", (unsigned long long)w);

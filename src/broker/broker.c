@@ -404,7 +404,8 @@ on_store_wake(void *arg)
     struct broker *b = arg;
     int ev = __atomic_exchange_n(&b->store_events, 0, __ATOMIC_ACQ_REL);
 
-    if (ev & (STORE_EV_DURABLE | STORE_EV_FAILED))
+    /* Parked sends wait for their message to be visible (send.c INV-1). */
+    if (ev & (STORE_EV_VISIBLE | STORE_EV_FAILED))
         sends_on_durable(b, (ev & STORE_EV_FAILED) != 0);
     if (ev & STORE_EV_VISIBLE)
         pulls_wake(b, 0);
@@ -554,8 +555,13 @@ broker_stop(struct broker *b)
             register_all(b, 1);
     }
     store_set_listener(b->store, NULL, NULL);
-    /* Sends parked for the disk: flush now so they can be acknowledged. */
+    /* Sends parked for the disk: flush now, and give the dispatcher a
+     * moment to catch up, so they can be acknowledged. */
     store_flush_all(b->store);
+    for (int i = 0; i < 200 && store_dispatched(b->store) < store_written(b->store); i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
     sends_on_durable(b, store_failed(b->store) != 0);
     sends_drop_all(b);
     pulls_drop_all(b);

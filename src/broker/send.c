@@ -5,9 +5,11 @@
  *
  * Invariants:
  *   INV-1  Under SYNC_FLUSH a success reply leaves only when the store's
- *          durable watermark covers the end of the message (R1 of
- *          RELIABILITY.md): parked replies are answered in end order as
- *          durable advances, with FLUSH_DISK_TIMEOUT at their deadline
+ *          dispatched watermark covers the end of the message: dispatched
+ *          never passes durable under SYNC_FLUSH, so the message is on disk
+ *          (R1 of RELIABILITY.md) and already readable, so a producer that
+ *          pulls right after its ack finds it. Parked replies are answered
+ *          in end order as the watermark advances, with FLUSH_DISK_TIMEOUT at their deadline
  *          (stored, durability unknown, as RocketMQ answers), or with
  *          SERVICE_NOT_AVAILABLE when the store has failed.
  *   INV-2  A message stored for a delay level carries REAL_TOPIC and
@@ -40,7 +42,7 @@ reply_when_durable(struct broker *b, struct net_conn *c, const struct proto_cmd 
 {
     struct parked_send *p;
 
-    if (b->scfg.flushDiskType != STORE_SYNC_FLUSH || store_durable(b->store) >= end ||
+    if (b->scfg.flushDiskType != STORE_SYNC_FLUSH || store_dispatched(b->store) >= end ||
         (req->flag & PROTO_FLAG_ONEWAY)) {
         broker_reply(b, c, req, rep);
         return;
@@ -91,7 +93,7 @@ parked_answer(struct broker *b, struct parked_send *p, int32_t code, const char 
 void
 sends_on_durable(struct broker *b, int failed)
 {
-    uint64_t durable = store_durable(b->store);
+    uint64_t durable = store_dispatched(b->store); /* <= durable under SYNC_FLUSH (INV-1) */
     struct parked_send *p;
 
     while ((p = b->sends_head) != NULL && (p->end <= durable || failed)) {
