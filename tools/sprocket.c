@@ -21,6 +21,8 @@ usage(FILE *out)
           "  store check DIR   verify every record, queue unit and index entry of a stopped\n"
           "                    store; exit 1 when anything is inconsistent\n"
           "  bench store       measure the message store against same-run baselines\n"
+          "  bench produce     send messages to a running broker (raw remoting, pipelined)\n"
+          "  bench consume     pull a topic back from a running broker\n"
           "\n"
           "'sprocket <command> --help' describes a command.\n"
           "exit codes: 0 ok, 1 problems found (or the work failed), 2 usage error\n",
@@ -31,6 +33,20 @@ int
 tool_is_help(const char *arg)
 {
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+/*
+ * `sprocket bench ...`: the broker load generators live in bench_broker.c;
+ * everything else (store, help, errors) stays with cmd_bench().
+ */
+static int
+bench(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "produce") == 0)
+        return cmd_bench_produce(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "consume") == 0)
+        return cmd_bench_consume(argc - 1, argv + 1);
+    return cmd_bench(argc, argv);
 }
 
 int
@@ -50,7 +66,7 @@ main(int argc, char **argv)
     if (strcmp(argv[1], "store") == 0)
         return cmd_store(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
-        return cmd_bench(argc - 1, argv + 1);
+        return bench(argc - 1, argv + 1);
     fprintf(stderr, "sprocket: unknown command '%s'; 'sprocket --help' lists the commands\n",
             argv[1]);
     return TOOL_EXIT_USAGE;

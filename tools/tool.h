@@ -26,4 +26,11 @@ int cmd_store(int argc, char **argv);
 /* `sprocket bench ...` (bench_store.c). */
 int cmd_bench(int argc, char **argv);
 
+/*
+ * `sprocket bench produce` and `sprocket bench consume` (bench_broker.c):
+ * load against a running broker. argv[0] is "produce" or "consume".
+ */
+int cmd_bench_produce(int argc, char **argv);
+int cmd_bench_consume(int argc, char **argv);
+
 #endif /* SPK_TOOLS_TOOL_H */
