@@ -276,7 +276,8 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    spk_log_init(role == ROLE_NAMESRV ? 'N' : role == ROLE_BROKER ? 'B' : 'S', lvl, 2);
+    /* STYLE.md: M master, S replica (slave), N name server */
+    spk_log_init(role == ROLE_NAMESRV ? 'N' : bcfg.brokerId > 0 ? 'S' : 'M', lvl, 2);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;

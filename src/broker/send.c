@@ -60,7 +60,7 @@ reply_when_durable(struct broker *b, struct net_conn *c, const struct proto_cmd 
     p->end = end;
     p->deadline = net_loop_now(b->loop) + b->scfg.syncFlushTimeout;
     p->rep = *rep; /* takes over the reply's allocations */
-    memset(rep, 0, sizeof(*rep));
+    proto_reply_init(rep, 0);
     if (b->sends_tail)
         b->sends_tail->next = p;
     else
@@ -225,19 +225,11 @@ parse_send_hdr(const struct proto_cmd *req, struct send_hdr *h)
 static void
 set_hosts(struct broker *b, struct net_conn *c, struct rec_msg *m)
 {
-    const char *peer = net_conn_peer(c);
-    const char *colon = strrchr(peer, ':');
-    unsigned a, bb, cc, d, port = 0;
+    int port;
 
+    net_conn_peer_addr(c, m->born_host, &port);
     m->born_host_len = 4;
-    memset(m->born_host, 0, 4);
-    if (colon && sscanf(peer, "%u.%u.%u.%u:%u", &a, &bb, &cc, &d, &port) == 5) {
-        m->born_host[0] = (uint8_t)a;
-        m->born_host[1] = (uint8_t)bb;
-        m->born_host[2] = (uint8_t)cc;
-        m->born_host[3] = (uint8_t)d;
-    }
-    m->born_port = (int32_t)port;
+    m->born_port = port;
     memcpy(m->store_host, b->store_ip, 4);
     m->store_host_len = 4;
     m->store_port = b->store_port;
@@ -357,17 +349,36 @@ add_ids(struct broker *b, struct proto_reply *rep, const struct store_put_result
 {
     struct sbuf ids = SBUF_INIT;
     uint64_t off = res->phys_off;
+    char id[64];
 
+    if (n == 1) {
+        size_t l = rec_msg_id(b->store_ip, 4, b->store_port, off, id);
+        proto_reply_ext_str(rep, "msgId", id, l);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
-        char id[64];
         size_t l = rec_msg_id(b->store_ip, 4, b->store_port, off, id);
         if (i)
             sb_putc(&ids, ',');
         sb_put(&ids, id, l);
         off += rec_length(&msgs[i], b->scfg.enabledAppendPropCRC);
     }
-    proto_reply_ext(rep, "msgId", "%s", ids.p ? ids.p : "");
+    if (ids.err)
+        rep->err = ids.err;
+    else
+        proto_reply_ext_str(rep, "msgId", ids.p, ids.len);
     sb_free(&ids);
+}
+
+/* The fields every successful send reply ends with. */
+static void
+add_tail(struct broker *b, struct proto_reply *rep, int32_t qid, uint64_t qoff)
+{
+    proto_reply_ext_i64(rep, "queueId", qid);
+    proto_reply_ext_i64(rep, "queueOffset", (int64_t)qoff);
+    proto_reply_ext_str(rep, "MSG_REGION", b->cfg.regionId, strlen(b->cfg.regionId));
+    proto_reply_ext_str(rep, "TRACE_ON", b->cfg.traceOn ? "true" : "false",
+                        b->cfg.traceOn ? 4 : 5);
 }
 
 void
@@ -494,15 +505,8 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         add_ids(b, &rep, &res, &m, 1);
         if (proto_props_get(pb.data, pb.len, "UNIQ_KEY", &v, &vl))
             proto_reply_ext(&rep, "transactionId", "%.*s", (int)vl, v);
-        if (level > 0) {
-            /* the reply names the queue the producer chose, as Java does */
-            proto_reply_ext(&rep, "queueId", "%lld", (long long)h.queue_id);
-        } else {
-            proto_reply_ext(&rep, "queueId", "%d", m.queue_id);
-        }
-        proto_reply_ext(&rep, "queueOffset", "%llu", (unsigned long long)res.queue_off);
-        proto_reply_ext(&rep, "MSG_REGION", "%s", b->cfg.regionId);
-        proto_reply_ext(&rep, "TRACE_ON", "%s", b->cfg.traceOn ? "true" : "false");
+        /* a delayed message's reply names the queue the producer chose, as Java's does */
+        add_tail(b, &rep, level > 0 ? (int32_t)h.queue_id : m.queue_id, res.queue_off);
         reply_when_durable(b, c, req, &rep, res.end);
         goto out_noreply;
     }
@@ -563,10 +567,7 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
     b->put_count += n;
     b->put_bytes += res.bytes;
     add_ids(b, &rep, &res, msgs, n);
-    proto_reply_ext(&rep, "queueId", "%d", m.queue_id);
-    proto_reply_ext(&rep, "queueOffset", "%llu", (unsigned long long)res.queue_off);
-    proto_reply_ext(&rep, "MSG_REGION", "%s", b->cfg.regionId);
-    proto_reply_ext(&rep, "TRACE_ON", "%s", b->cfg.traceOn ? "true" : "false");
+    add_tail(b, &rep, m.queue_id, res.queue_off);
     reply_when_durable(b, c, req, &rep, res.end);
     goto out_noreply;
 

@@ -72,6 +72,8 @@ struct net_conn {
     uint32_t events;
     uint64_t id;
     char peer[64];
+    uint8_t peer_ip[4];
+    int peer_port;
     struct net_handler h; /* copied from the listener, which may close first */
     void *hud;
     void *udata;
@@ -471,6 +473,13 @@ net_conn_peer(const struct net_conn *c)
     return c->peer;
 }
 
+void
+net_conn_peer_addr(const struct net_conn *c, uint8_t ip[4], int *port)
+{
+    memcpy(ip, c->peer_ip, 4);
+    *port = c->peer_port;
+}
+
 void *
 net_conn_udata(const struct net_conn *c)
 {
@@ -674,6 +683,8 @@ conn_accept(struct net_loop *l, struct listener *ls)
         if (!inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip)))
             strcpy(ip, "?");
         snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa.sin_port));
+        memcpy(c->peer_ip, &sa.sin_addr.s_addr, 4);
+        c->peer_port = ntohs(sa.sin_port);
         memset(&ev, 0, sizeof(ev));
         ev.events = EPOLLIN;
         ev.data.ptr = &c->tag;

@@ -117,6 +117,8 @@ void net_conn_put(struct net_conn *c);
 int net_conn_is_closed(const struct net_conn *c);
 uint64_t net_conn_id(const struct net_conn *c);
 const char *net_conn_peer(const struct net_conn *c); /* "ip:port" */
+/* The peer's IPv4 address (network order bytes) and port. */
+void net_conn_peer_addr(const struct net_conn *c, uint8_t ip[4], int *port);
 void *net_conn_udata(const struct net_conn *c);
 void net_conn_set_udata(struct net_conn *c, void *ud);
 size_t net_conn_outq(const struct net_conn *c);

@@ -45,9 +45,9 @@
 #define PROTO_LANG_NODE_JS 13
 
 /*
- * One extFields entry. In a command filled by proto_decode(), <key> points
- * to one malloc'd block "key\0val\0" and <val> points into it; both are
- * NUL-terminated and freed by proto_cmd_free(). In a command built by a
+ * One extFields entry. In a command filled by proto_decode(), <key> and
+ * <val> are NUL-terminated strings in the command's <mem> block, freed by
+ * proto_cmd_free(). In a command built by a
  * caller for proto_encode_header() they are borrowed views of <key_len> /
  * <val_len> bytes that need no terminator; entries with a NULL key or value
  * are skipped, as Java skips null fields.
@@ -66,12 +66,13 @@ struct proto_cmd {
     int32_t opaque;
     int32_t flag;           /* PROTO_FLAG_* bits */
     int serialize_type;     /* PROTO_SER_* of the decoded frame */
-    char *remark;           /* NUL-terminated, owned, NULL if absent */
+    char *remark;           /* NUL-terminated, NULL if absent (in <mem> when decoded) */
     struct proto_ext *ext;  /* <next> entries, owned after proto_decode() */
     size_t next;
     int ext_present;        /* extFields was present (or must be emitted), even if empty */
     const uint8_t *body;    /* borrowed view into the frame; NULL when body_len == 0 */
     size_t body_len;
+    char *mem;              /* decoded: one block holding remark, keys and values */
 };
 
 /*

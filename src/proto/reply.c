@@ -2,8 +2,10 @@
  * reply.c - building and encoding responses (see reply.h).
  *
  * Invariants:
- *   INV-1  ext[0..next) are valid entries whose key points at an owned
- *          block; cap >= next.
+ *   INV-1  KV(r)[0..kv_len) holds exactly <next> "key\0val\0" pairs; the
+ *          storage is kv_inline until it outgrows it, then the malloc'd
+ *          kv_heap of kv_cap bytes. No pointer into kv_inline is stored,
+ *          so a reply copied by value stays valid.
  *   INV-2  After any allocation failure err is -ENOMEM and the encoders
  *          refuse the reply, so a half-built header never goes out.
  */
@@ -17,30 +19,39 @@
 
 #include "common/errors.h"
 
+#define KV(r) ((r)->kv_heap ? (r)->kv_heap : (r)->kv_inline)
+
 void
 proto_reply_init(struct proto_reply *r, int32_t code)
 {
-    memset(r, 0, sizeof(*r));
     r->code = code;
+    r->remark = NULL;
+    r->kv_heap = NULL;
+    r->kv_len = 0;
+    r->kv_cap = sizeof(r->kv_inline);
+    r->next = 0;
+    r->ext_present = 0;
+    r->body = NULL;
+    r->body_len = 0;
+    r->body_owned = 0;
+    r->err = 0;
 }
 
 void
 proto_reply_clear_ext(struct proto_reply *r)
 {
-    for (size_t i = 0; i < r->next; i++)
-        free((void *)r->ext[i].key);
+    r->kv_len = 0;
     r->next = 0;
 }
 
 void
 proto_reply_free(struct proto_reply *r)
 {
-    proto_reply_clear_ext(r);
-    free(r->ext);
+    free(r->kv_heap);
     free(r->remark);
     if (r->body_owned)
         free(r->body);
-    memset(r, 0, sizeof(*r));
+    proto_reply_init(r, 0);
 }
 
 void
@@ -61,54 +72,110 @@ proto_reply_remark(struct proto_reply *r, const char *fmt, ...)
     }
 }
 
+static int
+kv_reserve(struct proto_reply *r, size_t n)
+{
+    size_t cap;
+    char *p;
+
+    if (n <= r->kv_cap - r->kv_len)
+        return 0;
+    cap = r->kv_cap * 2;
+    while (cap - r->kv_len < n)
+        cap *= 2;
+    if (!r->kv_heap) {
+        p = malloc(cap);
+        if (p)
+            memcpy(p, r->kv_inline, r->kv_len);
+    } else {
+        p = realloc(r->kv_heap, cap);
+    }
+    if (!p) {
+        r->err = -ENOMEM;
+        return -ENOMEM;
+    }
+    r->kv_heap = p;
+    r->kv_cap = cap;
+    return 0;
+}
+
+static void
+kv_add(struct proto_reply *r, const char *key, const char *val, size_t vlen)
+{
+    size_t klen = strlen(key);
+
+    r->ext_present = 1;
+    if (kv_reserve(r, klen + vlen + 2))
+        return;
+    memcpy(KV(r) + r->kv_len, key, klen + 1);
+    r->kv_len += klen + 1;
+    memcpy(KV(r) + r->kv_len, val, vlen);
+    KV(r)[r->kv_len + vlen] = '\0';
+    r->kv_len += vlen + 1;
+    r->next++;
+}
+
+const char *
+proto_reply_ext_get(const struct proto_reply *r, const char *key)
+{
+    const char *p = KV(r);
+
+    for (size_t i = 0; i < r->next; i++) {
+        const char *v = p + strlen(p) + 1;
+        if (strcmp(p, key) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
 void
 proto_reply_ext(struct proto_reply *r, const char *key, const char *fmt, ...)
 {
     va_list ap;
-    char *val = NULL, *blk;
-    size_t klen = strlen(key), vlen;
+    char small[128], *val = small;
     int n;
 
-    r->ext_present = 1;
     va_start(ap, fmt);
-    n = vasprintf(&val, fmt, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
     if (n < 0) {
         r->err = -ENOMEM;
         return;
     }
-    vlen = (size_t)n;
-    if (r->next == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        struct proto_ext *e = realloc(r->ext, cap * sizeof(*e));
-        if (!e) {
-            free(val);
+    if ((size_t)n >= sizeof(small)) {
+        va_start(ap, fmt);
+        n = vasprintf(&val, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
             r->err = -ENOMEM;
             return;
         }
-        r->ext = e;
-        r->cap = cap;
     }
-    blk = malloc(klen + vlen + 2);
-    if (!blk) {
+    kv_add(r, key, val, (size_t)n);
+    if (val != small)
         free(val);
-        r->err = -ENOMEM;
-        return;
-    }
-    memcpy(blk, key, klen + 1);
-    memcpy(blk + klen + 1, val, vlen + 1);
-    free(val);
-    r->ext[r->next].key = blk;
-    r->ext[r->next].key_len = klen;
-    r->ext[r->next].val = blk + klen + 1;
-    r->ext[r->next].val_len = vlen;
-    r->next++;
+}
+
+void
+proto_reply_ext_str(struct proto_reply *r, const char *key, const char *val, size_t len)
+{
+    kv_add(r, key, val, len);
 }
 
 void
 proto_reply_ext_i64(struct proto_reply *r, const char *key, int64_t v)
 {
-    proto_reply_ext(r, key, "%lld", (long long)v);
+    char buf[24], *p = buf + sizeof(buf);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    kv_add(r, key, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 void
@@ -142,12 +209,26 @@ encode(const struct proto_reply *r, int32_t opaque, int32_t flag, size_t extra_b
        size_t *out_len)
 {
     struct proto_cmd c;
+    struct proto_ext local[32], *ext = local;
     uint8_t *hdr, *buf;
-    size_t hlen;
+    size_t hlen, i, pos = 0;
     int rc;
 
     if (r->err)
         return r->err;
+    if (r->next > sizeof(local) / sizeof(local[0])) {
+        ext = malloc(r->next * sizeof(*ext));
+        if (!ext)
+            return -ENOMEM;
+    }
+    for (i = 0; i < r->next; i++) {
+        ext[i].key = KV(r) + pos;
+        ext[i].key_len = strlen(ext[i].key);
+        pos += ext[i].key_len + 1;
+        ext[i].val = KV(r) + pos;
+        ext[i].val_len = strlen(ext[i].val);
+        pos += ext[i].val_len + 1;
+    }
     memset(&c, 0, sizeof(c));
     c.code = r->code;
     c.language = PROTO_LANG_JAVA;
@@ -155,14 +236,19 @@ encode(const struct proto_reply *r, int32_t opaque, int32_t flag, size_t extra_b
     c.opaque = opaque;
     c.flag = flag;
     c.remark = r->remark;
-    c.ext = r->ext;
+    c.ext = ext;
     c.next = r->next;
     c.ext_present = r->ext_present;
     c.body = NULL;
-    if (r->body_len + extra_body > PROTO_FRAME_MAX)
+    if (r->body_len + extra_body > PROTO_FRAME_MAX) {
+        if (ext != local)
+            free(ext);
         return SPK_ETOOBIG;
+    }
     c.body_len = r->body_len + extra_body;
     rc = proto_encode_header(&c, &hdr, &hlen);
+    if (ext != local)
+        free(ext);
     if (rc)
         return rc;
     if (r->body_len == 0) {

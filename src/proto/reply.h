@@ -20,12 +20,19 @@
 
 #include "proto/remoting.h"
 
+#define PROTO_REPLY_INLINE 384
+
 struct proto_reply {
     int32_t code;
     char *remark;
-    struct proto_ext *ext; /* key and val owned (one block "key\0val\0" at key) */
-    size_t next, cap;
+    /* extFields as "key\0val\0" pairs, in kv (inline storage first, the
+     * heap when it outgrows it): replies are built per request, so the
+     * common one costs no allocation. */
+    char *kv_heap;         /* NULL while kv_inline suffices (so a copy by value stays valid) */
+    size_t kv_len, kv_cap;
+    size_t next;
     int ext_present;       /* emit "extFields":{} even when empty */
+    char kv_inline[PROTO_REPLY_INLINE];
     uint8_t *body;
     size_t body_len;
     int body_owned;
@@ -39,6 +46,10 @@ void proto_reply_remark(struct proto_reply *r, const char *fmt, ...)
 void proto_reply_ext(struct proto_reply *r, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void proto_reply_ext_i64(struct proto_reply *r, const char *key, int64_t v);
+/* A value of <len> bytes (no NUL inside). */
+void proto_reply_ext_str(struct proto_reply *r, const char *key, const char *val, size_t len);
+/* The value of extField <key> (first match), or NULL. */
+const char *proto_reply_ext_get(const struct proto_reply *r, const char *key);
 /* Takes ownership of a malloc'd body (freed by proto_reply_free). */
 void proto_reply_body(struct proto_reply *r, void *body, size_t len);
 /* Copies len bytes into an owned body. */

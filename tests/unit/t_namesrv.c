@@ -143,10 +143,7 @@ call(struct namesrv *ns, struct req *r, uint64_t conn, int64_t now)
 static const char *
 rep_ext(const struct proto_reply *rep, const char *key)
 {
-    for (size_t i = 0; i < rep->next; i++)
-        if (strcmp(rep->ext[i].key, key) == 0)
-            return rep->ext[i].val;
-    return NULL;
+    return proto_reply_ext_get(rep, key);
 }
 
 static void
