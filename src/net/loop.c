@@ -108,6 +108,7 @@ struct net_loop {
     } wake;
     int stop; /* atomic */
     struct listener *listeners;
+    struct listener *closed_listeners; /* freed with the loop: events may still name them */
     struct net_conn *conns;
     struct net_conn *dirty;
     struct net_timer *timers;
@@ -180,14 +181,18 @@ net_loop_close_listeners(struct net_loop *l)
 
     while ((ls = l->listeners) != NULL) {
         l->listeners = ls->next;
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, ls->fd, NULL);
         close(ls->fd);
-        free(ls);
+        ls->fd = -1;
+        ls->next = l->closed_listeners;
+        l->closed_listeners = ls;
     }
 }
 
 void
 net_loop_destroy(struct net_loop *l)
 {
+    struct listener *ls;
     struct net_timer *t;
     struct net_wakeup *w;
 
@@ -196,6 +201,10 @@ net_loop_destroy(struct net_loop *l)
     while (l->conns)
         conn_close(l->conns, NULL);
     net_loop_close_listeners(l);
+    while ((ls = l->closed_listeners) != NULL) {
+        l->closed_listeners = ls->next;
+        free(ls);
+    }
     while ((t = l->timers) != NULL) {
         l->timers = t->next;
         free(t);
@@ -294,17 +303,19 @@ net_timer_cancel(struct net_loop *l, struct net_timer *t)
 static int64_t
 run_timers(struct net_loop *l)
 {
-    struct net_timer **pp = &l->timers, *t;
+    /* Run from a detached list: a callback may add timers (they land on
+     * l->timers and are merged back below) or cancel any timer. */
+    struct net_timer *list = l->timers, **pp = &list, *t;
     int64_t next = -1;
 
+    l->timers = NULL;
     while ((t = *pp) != NULL) {
         if (!t->cancelled && t->due <= l->now) {
             t->fn(t->arg);
-            if (t->period > 0 && !t->cancelled) {
+            if (t->period > 0 && !t->cancelled)
                 t->due = l->now + t->period;
-            } else {
+            else
                 t->cancelled = true;
-            }
         }
         if (t->cancelled) {
             *pp = t->next;
@@ -315,6 +326,12 @@ run_timers(struct net_loop *l)
             next = t->due;
         pp = &t->next;
     }
+    /* timers added by callbacks: they count for the next wake-up too */
+    for (t = l->timers; t; t = t->next)
+        if (!t->cancelled && (next < 0 || t->due < next))
+            next = t->due;
+    *pp = l->timers;
+    l->timers = list;
     return next;
 }
 
@@ -620,11 +637,11 @@ conn_flush(struct net_conn *c)
     if (c->closed)
         return;
     {
+        /* Pausing happens here or in conn_frames; resuming only in
+         * resume_paused(), which also delivers frames already buffered. */
         uint32_t ev = 0;
         if (c->qbytes > l->lim.out_soft)
             c->paused = true;
-        else if (c->paused && c->qbytes <= l->lim.out_soft / 2)
-            c->paused = false;
         if (!c->paused)
             ev |= EPOLLIN;
         if (c->qhead)
@@ -650,6 +667,8 @@ flush_dirty(struct net_loop *l)
 static void
 conn_accept(struct net_loop *l, struct listener *ls)
 {
+    if (ls->fd < 0)
+        return; /* closed by a callback earlier in this batch */
     for (;;) {
         struct sockaddr_in sa;
         socklen_t salen = sizeof(sa);
@@ -712,7 +731,15 @@ conn_frames(struct net_conn *c)
 
     while (!c->closed && !c->paused) {
         size_t flen;
-        int rc = proto_frame_split(c->rbuf + pos, c->rlen - pos, &flen);
+        int rc;
+
+        /* Output already over the soft limit: deliver nothing more until
+         * it drains (INV-2), even within one read's burst of frames. */
+        if (c->qbytes > l->lim.out_soft) {
+            c->paused = true;
+            break;
+        }
+        rc = proto_frame_split(c->rbuf + pos, c->rlen - pos, &flen);
 
         if (rc == -EAGAIN)
             break;
@@ -807,10 +834,16 @@ idle_scan(struct net_loop *l)
     }
 }
 
-/* Connections that were paused and drained resume reading here. */
-static void
+/*
+ * Connections that were paused and whose output drained resume here: the
+ * frames already buffered are delivered and reading starts again. Returns
+ * true if any frames were delivered (they may have queued output).
+ */
+static bool
 resume_paused(struct net_loop *l)
 {
+    bool delivered = false;
+
     /* conn_frames runs callbacks that may close any connection, so the
      * scan restarts after each delivery rather than trusting c->next. */
 restart:
@@ -822,10 +855,12 @@ restart:
                 net_conn_hold(c);
                 conn_frames(c);
                 net_conn_put(c);
+                delivered = true;
                 goto restart;
             }
         }
     }
+    return delivered;
 }
 
 int
@@ -836,11 +871,14 @@ net_loop_run(struct net_loop *l)
     while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
         int64_t next, start;
         int timeout, n, i;
-        bool any_paused = false;
 
         l->now = spk_mono_ms();
         next = run_timers(l);
-        flush_dirty(l);
+        /* A paused connection whose output the kernel took at once has no
+         * event to wait for: resume it now, and flush what that queues. */
+        do {
+            flush_dirty(l);
+        } while (resume_paused(l));
         timeout = 1000;
         if (next >= 0) {
             int64_t d = next - spk_mono_ms();
@@ -854,6 +892,14 @@ net_loop_run(struct net_loop *l)
             return -errno;
         }
         l->now = start = spk_mono_ms();
+        /* A callback may close any connection: every connection of this
+         * batch is held until the batch is done, so none is freed while an
+         * event for it is still to be looked at. */
+        for (i = 0; i < n; i++) {
+            struct ev_tag *tag = evs[i].data.ptr;
+            if (tag->kind == EV_CONN)
+                net_conn_hold((struct net_conn *)tag);
+        }
         for (i = 0; i < n; i++) {
             struct ev_tag *tag = evs[i].data.ptr;
             if (tag->kind == EV_WAKE) {
@@ -870,23 +916,18 @@ net_loop_run(struct net_loop *l)
                         continue;
                     }
                 }
-                if (evs[i].events & EPOLLOUT) {
-                    net_conn_hold(c);
+                if (evs[i].events & EPOLLOUT)
                     conn_flush(c);
-                    net_conn_put(c);
-                }
                 if (!c->closed && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                     conn_read(c);
             }
         }
+        for (i = 0; i < n; i++) {
+            struct ev_tag *tag = evs[i].data.ptr;
+            if (tag->kind == EV_CONN)
+                net_conn_put((struct net_conn *)tag);
+        }
         flush_dirty(l);
-        for (struct net_conn *c = l->conns; c; c = c->next)
-            if (c->paused) {
-                any_paused = true;
-                break;
-            }
-        if (any_paused)
-            resume_paused(l);
         l->now = spk_mono_ms();
         if (l->now - l->last_idle_scan >= 1000)
             idle_scan(l);

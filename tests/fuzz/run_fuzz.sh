@@ -18,8 +18,11 @@ command -v clang >/dev/null 2>&1 || { echo "run_fuzz: clang is needed" >&2; exit
 srcs_remoting="src/proto/remoting.c src/common/errors.c"
 srcs_record="src/store/record.c src/common/crc.c src/common/errors.c"
 srcs_message="src/proto/message.c src/common/errors.c"
+srcs_namesrv="src/namesrv/namesrv.c src/proto/remoting.c src/proto/reply.c src/common/fjson.c \
+    src/common/sbuf.c src/common/log.c src/common/errors.c"
+srcs_fjson="src/common/fjson.c src/common/sbuf.c src/common/log.c src/common/errors.c"
 fail=0
-for t in remoting record message; do
+for t in remoting record message namesrv fjson; do
     eval srcs=\$srcs_$t
     (cd "$top" && clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
