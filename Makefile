@@ -126,7 +126,7 @@ check-headers:
 test: bootstrap check-headers
 	$(MAKE) --no-print-directory BUILD=build/san SAN=address,undefined OPT=-O1 test-bins
 	$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 \
-	    build/tsan/sprocket build/tsan/tests/crashwriter
+	    build/tsan/sprocket build/tsan/sprocketd build/tsan/tests/crashwriter
 	TSAN_BUILD=build/tsan sh tests/run.sh build/san
 
 run: all

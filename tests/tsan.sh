@@ -7,7 +7,9 @@
 # exercised through real programs built with SAN=thread: the store
 # benchmark at a small size (ASYNC and SYNC writers, the flush, dispatch,
 # allocation and clean threads, reads, segment roll-overs, recovery), and
-# the crash writer in both SYNC_FLUSH write modes followed by its verifier.
+# the crash writer in both SYNC_FLUSH write modes followed by its verifier,
+# and sprocketd (loop, scheduler and store threads) under produce and
+# consume load in both flush modes, stopped with SIGTERM.
 # Any ThreadSanitizer report fails the suite.
 set -u
 
@@ -53,8 +55,47 @@ for mode in false true; do
     report "$dir/verify-$mode.log" "verifier (writeWithoutMmap=$mode)"
 done
 
+# A free port pair: the kernel picks, we release and reuse (retried below).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+        echo $((20000 + $$ % 20000))
+}
+
+for flush in ASYNC_FLUSH SYNC_FLUSH; do
+    bp=$(free_port)
+    np=$(free_port)
+    log=$dir/sprocketd-$flush.log
+    "$build/sprocketd" standalone --storePathRootDir="$dir/sd-$flush" --listenPort="$bp" \
+        --namesrvListenPort="$np" --flushDiskType="$flush" \
+        --mappedFileSizeCommitLog=8388608 --registerNameServerPeriod=1000 >"$log" 2>&1 &
+    pid=$!
+    i=0
+    while ! grep -q 'ready:' "$log" && kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    "$build/sprocket" bench produce --addr="127.0.0.1:$bp" --topic=TsanTopic --create-topic \
+        --queues=4 --conns=4 --inflight=8 --size=512 --messages=20000 >"$dir/produce-$flush.log" 2>&1
+    prc=$?
+    "$build/sprocket" bench produce --addr="127.0.0.1:$bp" --topic=TsanTopic --queues=4 \
+        --conns=2 --inflight=4 --size=512 --batch=8 --messages=4000 >>"$dir/produce-$flush.log" 2>&1
+    "$build/sprocket" bench consume --addr="127.0.0.1:$bp" --topic=TsanTopic --queues=4 \
+        --batch=32 >"$dir/consume-$flush.log" 2>&1
+    crc=$?
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    src=$?
+    report "$log" "sprocketd ($flush)"
+    report "$dir/produce-$flush.log" "bench produce ($flush)"
+    if [ $prc -ne 0 ] || [ $crc -ne 0 ] || [ $src -ne 0 ]; then
+        tail -n 5 "$log" "$dir/produce-$flush.log" "$dir/consume-$flush.log"
+        echo "tsan: sprocketd run ($flush): produce $prc, consume $crc, daemon exit $src"
+        fail=1
+    fi
+done
+
 if [ $fail -eq 0 ]; then
-    echo "tsan: bench store and 2 crash-writer runs: no ThreadSanitizer report"
+    echo "tsan: bench store, 2 crash-writer runs, sprocketd in both flush modes: no ThreadSanitizer report"
     exit 0
 fi
 exit 1
