@@ -35,6 +35,40 @@
 
 static const char *const drop_internal[] = {"__CRC32#", NULL};
 
+/*
+ * Appends <src> plus CLUSTER=<cluster> to <arena> in canonical form,
+ * without the store's own __CRC32# (INV-3). Returns 0, SPK_ETOOBIG (over
+ * the 32767-byte properties limit), SPK_EFORMAT or -ENOMEM.
+ */
+static int
+props_with_cluster(struct sbuf *arena, const char *src, size_t len, const char *cluster)
+{
+    size_t start = arena->len;
+
+    if (len == 0 || (src[len - 1] == PROTO_PROP_SEP && !memmem(src, len, "__CRC32#", 8))) {
+        /* the common case: already canonical, nothing to drop */
+        sb_put(arena, src, len);
+    } else {
+        struct proto_props_buf pb;
+        int rc;
+
+        proto_props_init(&pb);
+        rc = proto_props_copy(&pb, src, len, drop_internal);
+        if (rc) {
+            proto_props_free(&pb);
+            return rc;
+        }
+        sb_put(arena, pb.data ? pb.data : "", pb.len);
+        proto_props_free(&pb);
+    }
+    sb_puts(arena, "CLUSTER\001");
+    sb_puts(arena, cluster);
+    sb_putc(arena, PROTO_PROP_SEP);
+    if (arena->err)
+        return arena->err;
+    return arena->len - start > PROTO_PROPS_MAX ? SPK_ETOOBIG : 0;
+}
+
 /* Parks or sends a success reply for data ending at <end>. */
 static void
 reply_when_durable(struct broker *b, struct net_conn *c, const struct proto_cmd *req,
@@ -391,7 +425,8 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
     struct proto_props_buf pb;
     struct rec_msg m, *msgs = NULL;
     struct proto_batch_msg *parts = NULL;
-    struct proto_props_buf *pbs = NULL;
+    struct sbuf arena = SBUF_INIT;
+    size_t *offs = NULL;
     size_t n = 1, i;
     const char *v;
     size_t vl;
@@ -531,8 +566,8 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         goto out;
     }
     msgs = calloc(n, sizeof(*msgs));
-    pbs = calloc(n, sizeof(*pbs));
-    if (!msgs || !pbs) {
+    offs = calloc(n, sizeof(*offs));
+    if (!msgs || !offs) {
         put_error(&rep, -ENOMEM);
         goto out;
     }
@@ -547,17 +582,18 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         msgs[i].flag = parts[i].flag;
         msgs[i].body = parts[i].body;
         msgs[i].body_len = parts[i].body_len;
-        proto_props_init(&pbs[i]);
-        rc = proto_props_copy(&pbs[i], parts[i].props ? parts[i].props : "", parts[i].props_len,
-                              drop_internal);
-        if (!rc)
-            rc = proto_props_put(&pbs[i], "CLUSTER", b->cfg.brokerClusterName);
+        offs[i] = arena.len;
+        rc = props_with_cluster(&arena, parts[i].props ? parts[i].props : "", parts[i].props_len,
+                                b->cfg.brokerClusterName);
         if (rc) {
             put_error(&rep, rc);
             goto out;
         }
-        msgs[i].props = pbs[i].data;
-        msgs[i].props_len = pbs[i].len;
+    }
+    /* the arena is complete: point each message at its properties */
+    for (i = 0; i < n; i++) {
+        msgs[i].props = arena.p + offs[i];
+        msgs[i].props_len = (i + 1 < n ? offs[i + 1] : arena.len) - offs[i];
     }
     rc = store_put_batch(b->store, msgs, n, &res);
     if (rc) {
@@ -574,11 +610,8 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
 out:
     broker_reply(b, c, req, &rep);
 out_noreply:
-    if (pbs) {
-        for (i = 0; i < n; i++)
-            proto_props_free(&pbs[i]);
-    }
-    free(pbs);
+    sb_free(&arena);
+    free(offs);
     free(msgs);
     free(parts);
     proto_props_free(&pb);
