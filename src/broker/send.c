@@ -733,13 +733,36 @@ out:
 
 /* Delay levels ------------------------------------------------------------------ */
 
+/* Reads {"offsetTable":{level:offset,...}}; anything else is corrupt. */
+static int
+delay_decode(void *arg, const cJSON *j, char *err, size_t errlen)
+{
+    struct broker *b = arg;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "offsetTable"), *e;
+
+    if (!cJSON_IsObject(t)) {
+        snprintf(err, errlen, "no offsetTable object");
+        return SPK_ECORRUPT;
+    }
+    cJSON_ArrayForEach(e, t)
+    {
+        char *end;
+        long lv = e->string ? strtol(e->string, &end, 10) : 0;
+        if (!e->string || *end || lv < 1 || lv > MAX_DELAY_LEVELS || !cJSON_IsNumber(e) ||
+            e->valuedouble < 0 || e->valuedouble > 9007199254740992.0) {
+            snprintf(err, errlen, "bad entry '%s'", e->string ? e->string : "?");
+            return SPK_ECORRUPT;
+        }
+        b->delay_off[lv - 1] = (uint64_t)e->valuedouble;
+    }
+    return 0;
+}
+
 int
 delay_init(struct broker *b, char *err, size_t errlen)
 {
     const char *s = b->scfg.messageDelayLevel ? b->scfg.messageDelayLevel : "";
     char path[4200];
-    char *text = NULL;
-    FILE *f;
 
     b->ndelay = 0;
     while (*s) {
@@ -779,34 +802,7 @@ delay_init(struct broker *b, char *err, size_t errlen)
     }
     /* delayOffset.json: {"offsetTable":{1:5,2:0}} (level -> next queue offset). */
     snprintf(path, sizeof(path), "%s/config/delayOffset.json", b->scfg.storePathRootDir);
-    f = fopen(path, "r");
-    if (f) {
-        struct sbuf sb = SBUF_INIT;
-        char buf[4096];
-        size_t r;
-        while ((r = fread(buf, 1, sizeof(buf), f)) > 0 && sb.len < (1u << 20))
-            sb_put(&sb, buf, r);
-        fclose(f);
-        text = sb_detach(&sb, &r);
-        if (text) {
-            cJSON *j = fjson_parse(text, r), *t, *e;
-            t = j ? cJSON_GetObjectItemCaseSensitive(j, "offsetTable") : NULL;
-            if (j && !t)
-                spk_log(SPK_LOG_WARN, "broker", "%s has no offsetTable; delays start over",
-                        path);
-            if (!j)
-                spk_log(SPK_LOG_WARN, "broker", "%s is not JSON; delays start over", path);
-            cJSON_ArrayForEach(e, t)
-            {
-                long lv = e->string ? strtol(e->string, NULL, 10) : 0;
-                if (lv >= 1 && lv <= MAX_DELAY_LEVELS && cJSON_IsNumber(e) && e->valuedouble >= 0)
-                    b->delay_off[lv - 1] = (uint64_t)e->valuedouble;
-            }
-            cJSON_Delete(j);
-            free(text);
-        }
-    }
-    return 0;
+    return fjson_load_file(path, delay_decode, b, NULL, err, errlen);
 }
 
 int
