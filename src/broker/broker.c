@@ -523,12 +523,14 @@ fail:
         topics_close(b->topics);
     if (b->store)
         store_close(b->store);
+    for (size_t k = 0; k < b->nns; k++)
+        net_client_destroy(b->ns_clients[k]);
+    free(b->ns_clients);
     pthread_mutex_destroy(&b->sched_mu);
     pthread_cond_destroy(&b->sched_cv);
     free(b);
     return rc;
 }
-
 
 int
 broker_start(struct broker *b)
