@@ -287,6 +287,7 @@ jp_string(struct jp *j, int keep, char **out, size_t *len)
 {
     char *d = NULL, *start = NULL;
     const char *s;
+    int nul = 0; /* an escaped NUL was written: the C string ends there */
 
     if (j->p >= j->end || *j->p != '"')
         return SPK_EFORMAT;
@@ -329,6 +330,7 @@ jp_string(struct jp *j, int keep, char **out, size_t *len)
             if (j->end - q < 6 || hex4(q + 2, &cp) != 0)
                 return SPK_EFORMAT;
             s = q + 6;
+            nul |= cp == 0;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
                 return SPK_EFORMAT; /* lone low surrogate */
             if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -363,7 +365,7 @@ jp_string(struct jp *j, int keep, char **out, size_t *len)
     }
     if (keep) {
         *d = '\0';
-        *len = strlen(start);
+        *len = nul ? strlen(start) : (size_t)(d - start);
         j->a->len += (size_t)(d - start) + 1;
         *out = start;
     }
