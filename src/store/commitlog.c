@@ -384,8 +384,8 @@ clog_prefault_ahead(struct clog *c, size_t ahead)
     const size_t step = 4u << 20;
     size_t ss = c->cl_seg_size;
 
-    if (!c->cl_prefault || c->cl_use_pwrite)
-        return; /* nothing is stored through a read-only mapping */
+    if (!c->cl_prefault)
+        return;
     for (;;) {
         uint64_t w = atomic_load(&c->cl_written);
         uint64_t from = c->cl_prefaulted > w ? c->cl_prefaulted : w;
@@ -408,7 +408,13 @@ clog_prefault_ahead(struct clog *c, size_t ahead)
         }
         size_t pos = (size_t)(from - seg_base(seg));
         size_t end = pos + step < ss ? pos + step : ss;
-        seg_prefault(seg, pos, end);
+        /* With pwrite the pages only need to be in the page cache (zero
+         * filled for the fallocated extents), so that the writer's pwrite
+         * copies into them instead of zeroing new ones on the hot path. */
+        if (c->cl_use_pwrite)
+            seg_prefault_cache(seg, pos, end);
+        else
+            seg_prefault(seg, pos, end);
         c->cl_prefaulted = seg_base(seg) + end;
         seg_unref(seg);
     }

@@ -137,6 +137,20 @@ seg_prefault_read(struct segment *seg, size_t from, size_t to)
 }
 
 void
+seg_prefault_cache(struct segment *seg, size_t from, size_t to)
+{
+    /* Page cache only, no page-table entries: pages mapped into the
+     * process would have to be write-protected (TLB shootdowns) each time
+     * writeback cleans them. Advisory: an error only means the writer
+     * fills the pages itself. */
+    from &= ~(size_t)4095;
+    if (to > seg->sg_size)
+        to = seg->sg_size;
+    if (from < to)
+        (void)readahead(seg->sg_fd, (off_t)from, to - from);
+}
+
+void
 seg_ref(struct segment *seg)
 {
     atomic_fetch_add_explicit(&seg->sg_refs, 1, memory_order_relaxed);

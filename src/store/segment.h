@@ -45,6 +45,8 @@ void seg_prefault(struct segment *seg, size_t from, size_t to);
 
 /* Populates [from, to) for reading (recovery scans). Best effort. */
 void seg_prefault_read(struct segment *seg, size_t from, size_t to);
+/* Brings [from, to) into the page cache without mapping it (pwrite writers). */
+void seg_prefault_cache(struct segment *seg, size_t from, size_t to);
 
 /* Opens an existing <path> whose size must be exactly <size>. */
 int seg_open(const char *path, uint64_t base, size_t size, int flags, struct segment **out);
