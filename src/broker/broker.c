@@ -268,6 +268,10 @@ sched_main(void *arg)
                 if (rc)
                     spk_log(SPK_LOG_ERROR, "broker", "writing consumerOffset.json failed: %s",
                             spk_strerror(rc));
+                rc = delay_persist(b);
+                if (rc)
+                    spk_log(SPK_LOG_ERROR, "broker", "writing delayOffset.json failed: %s",
+                            spk_strerror(rc));
                 next_persist = spk_mono_ms() + b->cfg.flushConsumerOffsetInterval;
             }
             pthread_mutex_lock(&b->sched_mu);
@@ -459,6 +463,7 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
     b->next_opaque = 1;
     pthread_mutex_init(&b->sched_mu, NULL);
     pthread_cond_init(&b->sched_cv, NULL);
+    pthread_mutex_init(&b->delay_mu, NULL);
     if (parse_ip(cfg->brokerIP1, b->store_ip)) {
         snprintf(err, errlen, "brokerIP1 '%s' is not an IPv4 address", cfg->brokerIP1);
         rc = SPK_ECONFIG;
@@ -528,6 +533,7 @@ fail:
     free(b->ns_clients);
     pthread_mutex_destroy(&b->sched_mu);
     pthread_cond_destroy(&b->sched_cv);
+    pthread_mutex_destroy(&b->delay_mu);
     free(b);
     return rc;
 }
@@ -583,6 +589,7 @@ broker_destroy(struct broker *b)
     if (rc)
         spk_log(SPK_LOG_ERROR, "broker", "writing consumerOffset.json failed: %s",
                 spk_strerror(rc));
+    delay_publish(b);
     if (delay_persist(b))
         spk_log(SPK_LOG_ERROR, "broker", "writing delayOffset.json failed");
     offsets_close(b->offsets);
@@ -590,6 +597,7 @@ broker_destroy(struct broker *b)
     rc = store_close(b->store);
     pthread_mutex_destroy(&b->sched_mu);
     pthread_cond_destroy(&b->sched_cv);
+    pthread_mutex_destroy(&b->delay_mu);
     for (size_t k = 0; k < b->nns; k++)
         net_client_destroy(b->ns_clients[k]);
     free(b->ns_clients);

@@ -173,6 +173,10 @@ struct broker {
     int ndelay;
     uint64_t delay_off[MAX_DELAY_LEVELS];
     int delay_dirty;
+    /* the loop publishes delay_off here; the scheduler thread writes it */
+    pthread_mutex_t delay_mu;
+    uint64_t delay_snap[MAX_DELAY_LEVELS];
+    int delay_snap_dirty;
 
     /* scheduler thread */
     struct net_client **ns_clients; /* one per name server; scheduler thread only */
@@ -205,6 +209,7 @@ void sends_drop_all(struct broker *b);
 int delay_init(struct broker *b, char *err, size_t errlen);
 void delay_tick(void *arg);
 int delay_persist(struct broker *b);
+void delay_publish(struct broker *b);
 int64_t delay_level_ms(struct broker *b, int level);
 
 /* pull.c */

@@ -843,28 +843,59 @@ delay_init(struct broker *b, char *err, size_t errlen)
     return fjson_load_file(path, delay_decode, b, NULL, err, errlen);
 }
 
+/*
+ * Writes delayOffset.json from the published snapshot if it changed.
+ * Scheduler thread (or the loop thread once the scheduler has stopped).
+ */
 int
 delay_persist(struct broker *b)
 {
     struct sbuf sb = SBUF_INIT;
+    uint64_t snap[MAX_DELAY_LEVELS];
     char path[4200];
     char *text;
     size_t len;
     int rc;
 
+    pthread_mutex_lock(&b->delay_mu);
+    if (!b->delay_snap_dirty) {
+        pthread_mutex_unlock(&b->delay_mu);
+        return 0;
+    }
+    memcpy(snap, b->delay_snap, sizeof(snap));
+    b->delay_snap_dirty = 0;
+    pthread_mutex_unlock(&b->delay_mu);
     sb_puts(&sb, "{\"offsetTable\":{");
     for (int i = 0; i < b->ndelay; i++)
-        sb_printf(&sb, "%s%d:%llu", i ? "," : "", i + 1, (unsigned long long)b->delay_off[i]);
+        sb_printf(&sb, "%s%d:%llu", i ? "," : "", i + 1, (unsigned long long)snap[i]);
     sb_puts(&sb, "}}");
     text = sb_detach(&sb, &len);
     if (!text)
-        return -ENOMEM;
-    snprintf(path, sizeof(path), "%s/config/delayOffset.json", b->scfg.storePathRootDir);
-    rc = sio_write_file_atomic(path, text, len);
-    free(text);
-    if (rc == 0)
-        b->delay_dirty = 0;
+        rc = -ENOMEM;
+    else {
+        snprintf(path, sizeof(path), "%s/config/delayOffset.json", b->scfg.storePathRootDir);
+        rc = sio_write_file_atomic(path, text, len);
+        free(text);
+    }
+    if (rc) {
+        pthread_mutex_lock(&b->delay_mu);
+        b->delay_snap_dirty = 1; /* try again next time */
+        pthread_mutex_unlock(&b->delay_mu);
+    }
     return rc;
+}
+
+/* Loop thread: hands the current progress to the scheduler thread. */
+void
+delay_publish(struct broker *b)
+{
+    if (!b->delay_dirty)
+        return;
+    pthread_mutex_lock(&b->delay_mu);
+    memcpy(b->delay_snap, b->delay_off, sizeof(b->delay_snap));
+    b->delay_snap_dirty = 1;
+    pthread_mutex_unlock(&b->delay_mu);
+    b->delay_dirty = 0;
 }
 
 /* Re-puts one due message to its real topic; 0, or a store error. */
@@ -920,7 +951,6 @@ delay_tick(void *arg)
 {
     struct broker *b = arg;
     int64_t now = spk_wall_ms();
-    static int64_t last_persist;
     struct store_get_result *res = NULL;
     int budget = 2000;
 
@@ -973,9 +1003,5 @@ delay_tick(void *arg)
         }
     }
     free(res);
-    if (b->delay_dirty && now - last_persist >= 1000) {
-        last_persist = now;
-        if (delay_persist(b))
-            spk_log(SPK_LOG_ERROR, "broker", "writing delayOffset.json failed");
-    }
+    delay_publish(b);
 }
