@@ -35,6 +35,8 @@
 #include "proto/remoting.h"
 
 #define READ_CHUNK  (64u * 1024)
+#define RBUF_MIN    (16u * 1024)  /* first read buffer of a connection */
+#define RBUF_BULK   (256u * 1024) /* reads that fill the buffer grow it to this */
 #define MAX_IOV     64
 #define MAX_EVENTS  128
 
@@ -766,14 +768,21 @@ static void
 conn_read(struct net_conn *c)
 {
     struct net_loop *l = c->loop;
-    int rounds = 0;
+    int rounds = 0, grow = 0;
 
     net_conn_hold(c);
     while (!c->closed && !c->paused && rounds++ < 16) {
+        size_t want;
         ssize_t r;
 
-        if (c->rcap - c->rlen < READ_CHUNK / 4) {
-            size_t need = c->rcap ? c->rcap * 2 : READ_CHUNK;
+        /*
+         * The buffer starts small (thousands of idle clients must not
+         * cost 64 KiB each), doubles while reads fill it (a busy pipelined
+         * connection reads RBUF_BULK at a time) or a frame needs more, and
+         * is dropped when it is empty and big (below).
+         */
+        if (c->rcap - c->rlen < RBUF_MIN / 4 || (grow && c->rcap < RBUF_BULK)) {
+            size_t need = c->rcap ? c->rcap * 2 : RBUF_MIN;
             uint8_t *nb;
             if (need > l->lim.frame_max + READ_CHUNK)
                 need = l->lim.frame_max + READ_CHUNK;
@@ -790,7 +799,8 @@ conn_read(struct net_conn *c)
             c->rbuf = nb;
             c->rcap = need;
         }
-        r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        want = c->rcap - c->rlen;
+        r = read(c->fd, c->rbuf + c->rlen, want);
         if (r == 0) {
             conn_close(c, NULL);
             break;
@@ -802,13 +812,19 @@ conn_read(struct net_conn *c)
                 conn_close(c, strerror(errno));
             break;
         }
+        grow = (size_t)r == want;
         l->st.bytes_in += (uint64_t)r;
         c->last_io = l->now;
         c->rlen += (size_t)r;
         if (!conn_frames(c))
             break;
-        if ((size_t)r < READ_CHUNK / 4)
-            break;
+        if (!grow)
+            break; /* the socket is drained */
+    }
+    if (!c->closed && c->rlen == 0 && c->rcap > RBUF_BULK) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
     }
     /* Paused with frames still buffered: they are delivered on resume. */
     if (!c->closed && c->paused)
