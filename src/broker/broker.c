@@ -403,6 +403,16 @@ store_listener(void *arg, int what)
 }
 
 static void
+deferred_pull_scan(void *arg)
+{
+    struct broker *b = arg;
+
+    b->pull_scan_pending = 0;
+    b->last_pull_scan = net_loop_now(b->loop);
+    pulls_wake(b, 0);
+}
+
+static void
 on_store_wake(void *arg)
 {
     struct broker *b = arg;
@@ -411,8 +421,22 @@ on_store_wake(void *arg)
     /* Parked sends wait for their message to be visible (send.c INV-1). */
     if (ev & (STORE_EV_VISIBLE | STORE_EV_FAILED))
         sends_on_durable(b, (ev & STORE_EV_FAILED) != 0);
-    if (ev & STORE_EV_VISIBLE)
-        pulls_wake(b, 0);
+    if ((ev & STORE_EV_VISIBLE) && b->pulls) {
+        /*
+         * Each scan looks up every parked pull's queue. With a few parked
+         * pulls that is cheap and a held pull is answered at once; with
+         * many, scans are spaced 1 ms apart so a stream of appends cannot
+         * turn into (parked pulls x appends) lookups.
+         */
+        int64_t now = net_loop_now(b->loop);
+        if (b->npulls <= 64 || now - b->last_pull_scan >= 1) {
+            b->last_pull_scan = now;
+            pulls_wake(b, 0);
+        } else if (!b->pull_scan_pending) {
+            b->pull_scan_pending = 1;
+            net_timer_add(b->loop, 1, 0, deferred_pull_scan, b);
+        }
+    }
 }
 
 static void

@@ -161,6 +161,8 @@ struct broker {
     size_t nsends;
     struct parked_pull *pulls;
     size_t npulls;
+    int64_t last_pull_scan;
+    int pull_scan_pending;
 
     struct cgroup *cgroups;
     size_t ncgroups;
