@@ -7,7 +7,9 @@
 # integration tests (bootstrap_node.sh: nodejs, npm, ali-ons).
 set -eu
 
-PKGS="gcc make libc6-dev zlib1g-dev libdeflate-dev libcjson-dev libcriterion-dev pkg-config"
+# BOOTSTRAP_EXTRA adds packages (make bench: the Redis peer); BOOTSTRAP_NODE=0
+# skips the node clients.
+PKGS="gcc make libc6-dev zlib1g-dev libdeflate-dev libcjson-dev libcriterion-dev pkg-config ${BOOTSTRAP_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do
@@ -32,4 +34,6 @@ if [ -n "$missing" ]; then
     $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
 
-sh "$(dirname "$0")/bootstrap_node.sh"
+if [ "${BOOTSTRAP_NODE:-1}" = 1 ]; then
+    sh "$(dirname "$0")/bootstrap_node.sh"
+fi

@@ -31,6 +31,7 @@
  * failed or any request got an error reply, 2 for a usage error.
  */
 #include "tool.h"
+#include "hist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,78 +110,7 @@ wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * Latency histogram, log-linear (HdrHistogram style): 64 sub-buckets per
- * power of two of nanoseconds, so a percentile is within 1.6% of the true
- * value, in 30 KiB per thread and with no allocation while running.
- * (bench_store.c has the same one; each tool file keeps its own so that
- * neither depends on the other's internals.)
- */
-#define HIST_SUB_BITS 6
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-    uint64_t n, max;
-    uint64_t b[HIST_BUCKETS];
-};
-
-static inline void
-hist_add(struct hist *h, uint64_t v)
-{
-    unsigned i;
-
-    if (v < HIST_SUB) {
-        i = (unsigned)v;
-    } else {
-        unsigned e = 63u - (unsigned)__builtin_clzll(v);
-        i = (e - HIST_SUB_BITS + 1) * HIST_SUB +
-            (unsigned)((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1));
-    }
-    h->b[i]++;
-    h->n++;
-    if (v > h->max)
-        h->max = v;
-}
-
-static void
-hist_merge(struct hist *into, const struct hist *h)
-{
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        into->b[i] += h->b[i];
-    into->n += h->n;
-    if (h->max > into->max)
-        into->max = h->max;
-}
-
-/* The value (ns) at quantile <q>: the middle of its bucket, capped at max. */
-static uint64_t
-hist_pct(const struct hist *h, double q)
-{
-    uint64_t rank, seen = 0;
-
-    if (h->n == 0)
-        return 0;
-    rank = (uint64_t)(q * (double)h->n + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank) {
-            uint64_t lo, width, mid;
-            unsigned e;
-
-            if (i < HIST_SUB)
-                return i;
-            e = i / HIST_SUB + HIST_SUB_BITS - 1;
-            width = 1ull << (e - HIST_SUB_BITS);
-            lo = (uint64_t)(HIST_SUB + i % HIST_SUB) << (e - HIST_SUB_BITS);
-            mid = lo + (width - 1) / 2;
-            return mid < h->max ? mid : h->max;
-        }
-    }
-    return h->max;
-}
+/* Latencies in nanoseconds go into hist.h histograms (30 KiB per thread). */
 
 struct lat {
     double p50, p90, p99, p999, max; /* microseconds */

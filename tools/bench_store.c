@@ -30,6 +30,7 @@
  * one baseline file at a time.
  */
 #include "tool.h"
+#include "hist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -132,71 +133,7 @@ wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Latency histogram (log-linear, HDR style) -------------------------- */
-
-#define HIST_SUB_BITS 6
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-    uint64_t n, max;
-    uint64_t b[HIST_BUCKETS];
-};
-
-static inline void
-hist_add(struct hist *h, uint64_t v)
-{
-    unsigned i;
-
-    if (v < HIST_SUB) {
-        i = (unsigned)v;
-    } else {
-        unsigned e = 63u - (unsigned)__builtin_clzll(v);
-        i = (e - HIST_SUB_BITS + 1) * HIST_SUB +
-            (unsigned)((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1));
-    }
-    h->b[i]++;
-    h->n++;
-    if (v > h->max)
-        h->max = v;
-}
-
-static void
-hist_merge(struct hist *into, const struct hist *h)
-{
-    for (unsigned i = 0; i < HIST_BUCKETS; i++)
-        into->b[i] += h->b[i];
-    into->n += h->n;
-    if (h->max > into->max)
-        into->max = h->max;
-}
-
-/* The value at quantile <q> (0..1): the middle of its bucket, capped at max. */
-static uint64_t
-hist_pct(const struct hist *h, double q)
-{
-    uint64_t rank, seen = 0;
-
-    if (h->n == 0)
-        return 0;
-    rank = (uint64_t)(q * (double)h->n + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank) {
-            uint64_t lo, width, mid;
-            if (i < HIST_SUB)
-                return i;
-            unsigned e = i / HIST_SUB + HIST_SUB_BITS - 1;
-            width = 1ull << (e - HIST_SUB_BITS);
-            lo = (uint64_t)(HIST_SUB + i % HIST_SUB) << (e - HIST_SUB_BITS);
-            mid = lo + (width - 1) / 2;
-            return mid < h->max ? mid : h->max;
-        }
-    }
-    return h->max;
-}
+/* Latency histograms (hist.h) ----------------------------------------- */
 
 static struct hist *
 hist_new(void)
