@@ -65,6 +65,9 @@ static const struct cfg_def broker_defs[] = {
     {"transferMsgByHeap", CFG_BOOL, F(transferMsgByHeap), 0, 1, "false", NULL, CFG_RUNTIME,
      "true: copy pulled records into one reply buffer; false: write them straight from the "
      "mapped CommitLog (zero copy)"},
+    {"zeroCopyMinBytes", CFG_INT, F(zeroCopyMinBytes), 0, 64 << 20, "65536", NULL, CFG_RUNTIME,
+     "pull replies with fewer bytes of records than this are copied: measured with make bench, "
+     "copying 32 x 1 KiB replies is faster, writing 256 KiB straight from the mapping is"},
     {"maxParkedSends", CFG_INT, F(maxParkedSends), 1, 10000000, "200000", NULL, CFG_RUNTIME,
      "SYNC_FLUSH sends waiting for the disk before new ones get SYSTEM_BUSY"},
     {"regionId", CFG_STRING, F(regionId), 0, 0, "DefaultRegion", NULL, 0,

@@ -45,6 +45,7 @@ struct broker_config {
     int channelExpiredTimeout; /* ms without heartbeat before a client is dropped */
     int maxPulledBytes;        /* per pull response */
     int transferMsgByHeap;     /* copy pulled records into the reply instead of writev from the mapping */
+    int zeroCopyMinBytes;      /* replies with fewer record bytes are copied even so */
     int maxParkedSends;        /* SYNC_FLUSH sends waiting on the disk before SYSTEM_BUSY */
     char *regionId;
     int traceOn;
