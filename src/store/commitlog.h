@@ -57,8 +57,20 @@ struct segment *clog_seg_at(struct clog *c, uint64_t phys);
 int clog_reserve(struct clog *c, size_t len, uint64_t *phys, uint8_t **dst);
 
 /* Publishes the reserved bytes: pwrites them in pwrite mode, then advances
- * written to phys + len (INV-2). Writer lock held. */
+ * written to phys + len (INV-2). Writer lock held. With deferred writes
+ * the bytes stay staged instead (written does not move) until
+ * clog_write_staged(). */
 int clog_commit(struct clog *c, uint64_t phys, size_t len);
+
+/* Largest staged tail under deferred writes. */
+#define CLOG_STAGE_MAX (1u << 20)
+
+/* Deferred writes on or off (pwrite mode only; before any append). */
+void clog_set_defer(struct clog *c, int on);
+/* Writes the staged tail and advances written. Writer lock held. */
+int clog_write_staged(struct clog *c);
+/* Bytes staged and not yet written (any thread). */
+size_t clog_staged(const struct clog *c);
 
 /* Creates the segment after the last one if it does not exist yet (the
  * allocation thread calls this ahead of need). */

@@ -664,14 +664,35 @@ advance_durable(struct store *s, uint64_t w)
     pthread_mutex_unlock(&s->wait_lock);
 }
 
+/* Writes the CommitLog's staged tail (deferred writes) into the file. */
+static int
+write_staged(struct store *s)
+{
+    int rc;
+
+    if (clog_staged(s->clog) == 0)
+        return 0;
+    pthread_mutex_lock(&s->put_lock);
+    rc = clog_write_staged(s->clog);
+    pthread_mutex_unlock(&s->put_lock);
+    if (rc != 0)
+        set_failed(s, rc);
+    return rc;
+}
+
 /* Flushes [durable, written) and advances durable. Flush thread only. */
 static int
 flush_to_written(struct store *s)
 {
     int64_t ts = atomic_load(&s->last_store_ts); /* before written: see INV-4 */
-    uint64_t w = clog_written(s->clog), d = atomic_load(&s->durable);
+    uint64_t w, d;
     int rc;
 
+    rc = write_staged(s);
+    if (rc != 0)
+        return rc;
+    w = clog_written(s->clog);
+    d = atomic_load(&s->durable);
     if (w <= d)
         return 0;
     rc = clog_sync(s->clog, d, w);
@@ -699,7 +720,8 @@ flush_main(void *arg)
              * covered by the next one. */
             pthread_mutex_lock(&s->wait_lock);
             atomic_store(&s->flusher_idle, 1);
-            if (!stop && clog_written(s->clog) <= atomic_load(&s->durable)) {
+            if (!stop && clog_written(s->clog) <= atomic_load(&s->durable) &&
+                clog_staged(s->clog) == 0) {
                 struct timespec ts;
                 deadline_after(&ts, 10);
                 pthread_cond_timedwait(&s->flush_cv, &s->wait_lock, &ts);
@@ -1840,6 +1862,10 @@ store_open(const struct store_config *cfg, struct store **out, struct store_open
         }
     }
 
+    /* clog_set_defer (commitlog.c): staged appends, written out by the
+     * flush thread; only under SYNC_FLUSH, where nothing is acknowledged
+     * before it is durable. */
+    clog_set_defer(s->clog, s->sync_flush && use_pwrite);
     if (use_pwrite) {
         rc = clog_reader_open(s->clog, recovery_chunk(s) < (4u << 20) ? recovery_chunk(s)
                                                                        : (4u << 20),
@@ -1970,6 +1996,9 @@ store_flush_all(struct store *s)
         return SPK_ESTORE_FAILED;
     /* Through the flush thread's path so durable only moves in one place
      * and a failure is sticky either way. */
+    rc = write_staged(s);
+    if (rc != 0)
+        return rc;
     uint64_t w = clog_written(s->clog);
     if (s->sync_flush) {
         rc = store_wait_durable(s, w, s->cfg.syncFlushTimeout);
