@@ -1,0 +1,77 @@
+#!/bin/sh
+# limits.sh - the broker's answers when it cannot keep up, and registration
+# with more than one name server:
+#   - SYNC_FLUSH with maxParkedSends=1: pipelined sends beyond the parked
+#     limit get SYSTEM_BUSY (2) with a remark, the rest succeed, and a
+#     plain send afterwards works;
+#   - SYNC_FLUSH with syncFlushTimeout=1 ms under load: some sends get
+#     FLUSH_DISK_TIMEOUT (10), and every one of those is stored all the
+#     same (a consumer reads back exactly the sends answered 0 or 10);
+#   - namesrvAddr with two name servers: the broker registers with both.
+# Load comes from `sprocket bench produce|consume` (raw remoting).
+. "$(dirname "$0")/lib.sh"
+t_init limits
+SPROCKET=${SPROCKET:-$(dirname "$SPROCKETD")/sprocket}
+[ -x "$SPROCKET" ] || die "$SPROCKET not built"
+
+# json_num FILE KEY: a number from the bench's last (JSON) line.
+json_num() {
+    tail -n 1 "$1" | sed -n "s/.*\"$2\":\\([0-9.]*\\).*/\\1/p"
+}
+
+# --- SYSTEM_BUSY
+start_standalone busy --flushDiskType=SYNC_FLUSH --maxParkedSends=1
+"$SPROCKET" bench produce --addr="$busy_addr" --topic=BusyTopic --create-topic --queues=4 \
+    --conns=4 --inflight=64 --size=512 --messages=4000 >"$T_WORK/busy.out" 2>&1
+if grep -q 'error code 2: .*system busy' "$T_WORK/busy.out"; then
+    pass "SYSTEM_BUSY beyond maxParkedSends: $(grep 'error code 2' "$T_WORK/busy.out" | sed 's/^ *//')"
+else
+    fail "no SYSTEM_BUSY reply: $(tail -n 3 "$T_WORK/busy.out")"
+fi
+if "$SPROCKET" bench produce --addr="$busy_addr" --topic=BusyTopic --queues=4 --conns=1 \
+    --inflight=1 --size=512 --messages=200 >"$T_WORK/busy2.out" 2>&1; then
+    pass "one send at a time still succeeds after the overload (200 sends)"
+else
+    fail "sends after the overload failed: $(tail -n 3 "$T_WORK/busy2.out")"
+fi
+daemon_stop busy
+
+# --- FLUSH_DISK_TIMEOUT: stored, durability unknown
+start_standalone fto --flushDiskType=SYNC_FLUSH --syncFlushTimeout=1
+"$SPROCKET" bench produce --addr="$fto_addr" --topic=FtoTopic --create-topic --queues=4 \
+    --conns=8 --inflight=128 --size=512 --seconds=3 --messages=400000 >"$T_WORK/fto.out" 2>&1
+sent=$(json_num "$T_WORK/fto.out" requests)
+errs=$(json_num "$T_WORK/fto.out" errors)
+ftos=$(json_num "$T_WORK/fto.out" flush_timeouts)
+t_log "sent $sent, errors $errs, of which FLUSH_DISK_TIMEOUT $ftos"
+if [ -n "$ftos" ] && [ "$ftos" -gt 0 ] && [ "$ftos" = "$errs" ]; then
+    pass "FLUSH_DISK_TIMEOUT under a 1 ms syncFlushTimeout ($ftos of $sent sends), no other error"
+else
+    fail "expected FLUSH_DISK_TIMEOUT replies only, got errors=$errs timeouts=$ftos"
+fi
+"$SPROCKET" bench consume --addr="$fto_addr" --topic=FtoTopic --queues=4 --batch=32 \
+    >"$T_WORK/fto-consume.out" 2>&1
+got=$(json_num "$T_WORK/fto-consume.out" messages)
+if [ -n "$sent" ] && [ "$got" = "$sent" ]; then
+    pass "every send answered 0 or FLUSH_DISK_TIMEOUT is stored ($got messages read back)"
+else
+    fail "read back $got messages, $sent were sent"
+fi
+daemon_stop fto
+
+# --- two name servers
+start_namesrv ns1
+start_namesrv ns2
+start_broker b2 "$ns1_addr;$ns2_addr" broker-two
+create_topic "$b2_addr" TwoNsTopic 2
+for ns in "$ns1_addr" "$ns2_addr"; do
+    if "$NODE" "$CLIENTS/admin.js" wait-route "$ns" TwoNsTopic broker-two 15000; then
+        pass "name server $ns has the route of TwoNsTopic"
+    else
+        fail "name server $ns has no route for TwoNsTopic"
+    fi
+done
+daemon_stop b2
+daemon_stop ns1
+daemon_stop ns2
+t_finish
