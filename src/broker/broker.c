@@ -542,7 +542,12 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
     if (rc)
         goto fail;
     net_timer_add(loop, 100, 100, tick_fast, b);
-    net_timer_add(loop, 10000, 10000, tick_clients, b);
+    {
+        /* Java scans every 10 s; a shorter expiry is scanned more often. */
+        int64_t per = cfg->channelExpiredTimeout / 2;
+        per = per < 1000 ? 1000 : per > 10000 ? 10000 : per;
+        net_timer_add(loop, per, per, tick_clients, b);
+    }
     net_timer_add(loop, 100, 100, delay_tick, b);
     *out = b;
     return 0;

@@ -7,7 +7,9 @@
 #   - SYNC_FLUSH with syncFlushTimeout=1 ms under load: some sends get
 #     FLUSH_DISK_TIMEOUT (10), and every one of those is stored all the
 #     same (a consumer reads back exactly the sends answered 0 or 10);
-#   - namesrvAddr with two name servers: the broker registers with both.
+#   - namesrvAddr with two name servers: the broker registers with both;
+#   - a consumer that stops heartbeating (its connection still open) is
+#     dropped after channelExpiredTimeout.
 # Load comes from `sprocket bench produce|consume` (raw remoting).
 . "$(dirname "$0")/lib.sh"
 t_init limits
@@ -74,4 +76,36 @@ done
 daemon_stop b2
 daemon_stop ns1
 daemon_stop ns2
+
+# --- expiry of a silent client (connection kept open, no heartbeats)
+start_standalone exp --channelExpiredTimeout=2000
+"$NODE" -e '
+const { Conn } = require(process.argv[1] + "/lib/remoting");
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+(async () => {
+  const c = new Conn(process.argv[2]);
+  await c.connect(3000);
+  const hb = JSON.stringify({ clientID: "127.0.0.1@silent", producerDataSet: [],
+    consumerDataSet: [{ groupName: "CG_SILENT", consumeType: "CONSUME_PASSIVELY",
+      messageModel: "CLUSTERING", consumeFromWhere: "CONSUME_FROM_FIRST_OFFSET", unitMode: false,
+      subscriptionDataSet: [{ topic: "SilentTopic", subString: "*", tagsSet: [], codeSet: [],
+        classFilterMode: false, subVersion: 1 }] }] });
+  let r = await c.request(34, {}, Buffer.from(hb), 5000);
+  if (r.code !== 0) throw new Error("heartbeat answered " + r.code);
+  r = await c.request(38, { consumerGroup: "CG_SILENT" }, null, 5000);
+  if (r.code !== 0) throw new Error("member not listed after its heartbeat: " + r.code);
+  for (let i = 0; i < 80; i++) {           /* up to 8 s: expiry 2 s, scans every 1 s */
+    await sleep(100);
+    r = await c.request(38, { consumerGroup: "CG_SILENT" }, null, 5000);
+    if (r.code !== 0) { console.log("expired after " + (i + 1) * 100 + " ms: " + r.remark); c.close(); return; }
+  }
+  throw new Error("the silent consumer is still listed after 8 s");
+})().catch(e => { console.log("ERROR " + e.message); process.exit(1); });
+' "$CLIENTS" "$exp_addr" >"$T_WORK/expiry.out" 2>&1
+if [ $? -eq 0 ]; then
+    pass "silent consumer dropped: $(cat "$T_WORK/expiry.out")"
+else
+    fail "silent consumer: $(cat "$T_WORK/expiry.out")"
+fi
+daemon_stop exp
 t_finish
