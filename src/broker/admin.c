@@ -490,6 +490,8 @@ update_config(struct broker *b, const struct proto_cmd *req, struct proto_reply 
 {
     char *text, *save = NULL, *line;
     char err[CFG_ERR_MAX];
+    struct broker_config scratch;
+    struct cfg_target st;
     int pass;
 
     if (req->body_len == 0 || req->body_len > 65536) {
@@ -497,9 +499,22 @@ update_config(struct broker *b, const struct proto_cmd *req, struct proto_reply 
         proto_reply_remark(rep, "UPDATE_BROKER_CONFIG needs a key=value body");
         return;
     }
+    /* Pass 0 sets every value on a scratch copy of the broker's settings
+     * (defaults), so a bad value on any line refuses the whole update
+     * before pass 1 changes anything. */
+    memset(&scratch, 0, sizeof(scratch));
+    st.defs = b->tgt[0].defs;
+    st.n = b->tgt[0].n;
+    st.obj = &scratch;
+    if (cfg_set_defaults(&st) != 0) {
+        cfg_free(&st);
+        rep->err = -ENOMEM;
+        return;
+    }
     for (pass = 0; pass < 2; pass++) {
         text = strndup((const char *)req->body, req->body_len);
         if (!text) {
+            cfg_free(&st);
             rep->err = -ENOMEM;
             return;
         }
@@ -514,6 +529,7 @@ update_config(struct broker *b, const struct proto_cmd *req, struct proto_reply 
                 rep->code = RS_SYSTEM_ERROR;
                 proto_reply_remark(rep, "line '%.100s' has no '='", line);
                 free(text);
+                cfg_free(&st);
                 return;
             }
             *eq = '\0';
@@ -530,20 +546,24 @@ update_config(struct broker *b, const struct proto_cmd *req, struct proto_reply 
                                    d ? "cannot change while running (restart with the new value)"
                                      : "unknown setting");
                 free(text);
+                cfg_free(&st);
                 return;
             }
-            if (pass == 1) {
-                if (cfg_set(&b->tgt[0], 1, k, v, err, sizeof(err)) != 0) {
-                    rep->code = RS_SYSTEM_ERROR;
-                    proto_reply_remark(rep, "%s", err);
-                    free(text);
-                    return;
-                }
-                spk_log(SPK_LOG_INFO, "broker", "config %s set to %s", k, v);
+            if (cfg_set(pass == 0 ? &st : &b->tgt[0], 1, k, v, err, sizeof(err)) != 0) {
+                /* pass 1 cannot fail on a value pass 0 accepted (short of
+                 * memory); either way nothing after this line is applied */
+                rep->code = RS_SYSTEM_ERROR;
+                proto_reply_remark(rep, "%s", err);
+                free(text);
+                cfg_free(&st);
+                return;
             }
+            if (pass == 1)
+                spk_log(SPK_LOG_INFO, "broker", "config %s set to %s", k, v);
         }
         free(text);
     }
+    cfg_free(&st);
     rep->ext_present = 1;
 }
 

@@ -924,6 +924,12 @@ async function secAdmin() {
   const ctext2 = cfg2.body.toString();
   verdict(mix.code !== 0 && /(^|\n)brokerPermission=6(\r?\n|$)/.test(ctext2) && new RegExp(`(^|\\n)listenPort=${brokerPort}(\\r?\\n|$)`).test(ctext2),
     'a refused UPDATE_BROKER_CONFIG changes nothing (all or nothing)', `${repStr(mix)}; brokerPermission line ${(ctext2.match(/brokerPermission=\S*/) || [])[0]}`);
+  /* a bad value after a good line: the good line must not be applied either */
+  const badv = await bc.request(25, {}, 'brokerPermission=2\nmaxPulledBytes=lots\n', 3000);
+  const cfg3 = await bc.request(26, {}, null, 3000);
+  const ctext3 = cfg3.body.toString();
+  verdict(badv.code !== 0 && /maxPulledBytes/.test(badv.remark || '') && /(^|\n)brokerPermission=6(\r?\n|$)/.test(ctext3),
+    'UPDATE_BROKER_CONFIG with a bad value on a later line changes nothing', `${repStr(badv)}; brokerPermission line ${(ctext3.match(/brokerPermission=\S*/) || [])[0]}`);
 
   const del = await bc.request(215, { topic: T_ADM }, null, 3000);
   const g2 = await bc.request(351, { topic: T_ADM }, null, 3000);
