@@ -30,6 +30,9 @@
 #define F(field) offsetof(struct broker_config, field)
 static const struct cfg_def broker_defs[] = {
     {"listenPort", CFG_INT, F(listenPort), 1, 65535, "10911", NULL, 0, "broker port"},
+    {"fastListenPort", CFG_INT, F(fastListenPort), -1, 65535, "-1", NULL, 0,
+     "the \"VIP channel\" Java clients up to 4.5 send to by default: -1 = listenPort - 2, "
+     "0 = none; every request is served there too"},
     {"brokerName", CFG_STRING, F(brokerName), 0, 0, "broker-a", NULL, 0, "broker group name"},
     {"brokerClusterName", CFG_STRING, F(brokerClusterName), 0, 0, "DefaultCluster", NULL, 0,
      "cluster name"},
@@ -541,6 +544,23 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
     rc = net_listen(loop, "0.0.0.0", cfg->listenPort, &h, b, err, errlen);
     if (rc)
         goto fail;
+    {
+        int fast = cfg->fastListenPort < 0 ? cfg->listenPort - 2 : cfg->fastListenPort;
+        char ferr[256];
+        /* Best effort when defaulted: the main port is what clients are
+         * told about; old Java clients derive this one from it. */
+        if (fast > 0 && net_listen(loop, "0.0.0.0", fast, &h, b, ferr, sizeof(ferr)) != 0) {
+            if (cfg->fastListenPort > 0) {
+                snprintf(err, errlen, "fastListenPort: %s", ferr);
+                rc = -EADDRINUSE;
+                goto fail;
+            }
+            spk_log(SPK_LOG_WARN, "broker",
+                    "the VIP channel (listenPort - 2) is not served: %s; Java clients up to "
+                    "4.5 need it unless they set sendMessageWithVIPChannel=false",
+                    ferr);
+        }
+    }
     net_timer_add(loop, 100, 100, tick_fast, b);
     {
         /* Java scans every 10 s; a shorter expiry is scanned more often. */

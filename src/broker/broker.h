@@ -27,6 +27,7 @@
 
 struct broker_config {
     int listenPort;
+    int fastListenPort;        /* -1: listenPort - 2 (RocketMQ's VIP channel); 0: none */
     char *brokerName;
     char *brokerClusterName;
     int64_t brokerId;

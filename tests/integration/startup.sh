@@ -26,6 +26,15 @@ start_standalone sd
 # shellcheck disable=SC2154 # set by start_standalone
 ready=$(grep -o 'ready: .*(\([0-9]*\) ms)' "$T_WORK/sd.log" | head -1)
 t_log "start-up: $ready"
+# The "VIP channel" (listenPort - 2) that Java clients up to 4.5 send to.
+SPROCKET=${SPROCKET:-$(dirname "$SPROCKETD")/sprocket}
+if "$SPROCKET" bench produce --addr="127.0.0.1:$((sd_bp - 2))" --topic=VipTopic --create-topic \
+    --queues=1 --conns=1 --inflight=4 --size=100 --messages=20 >"$T_WORK/vip.out" 2>&1; then
+    pass "sends through the VIP channel (listenPort - 2) succeed"
+else
+    fail "VIP channel: $(tail -n 2 "$T_WORK/vip.out")"
+fi
+
 # shellcheck disable=SC2046
 set -- $(ports 2)
 
