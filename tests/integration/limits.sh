@@ -11,6 +11,7 @@
 #   - a consumer that stops heartbeating (its connection still open) is
 #     dropped after channelExpiredTimeout.
 # Load comes from `sprocket bench produce|consume` (raw remoting).
+# shellcheck disable=SC2154 # NAME_addr variables are set by the start_* helpers
 . "$(dirname "$0")/lib.sh"
 t_init limits
 SPROCKET=${SPROCKET:-$(dirname "$SPROCKETD")/sprocket}
