@@ -266,6 +266,12 @@ sched_main(void *arg)
             b->sched_register_now = 0;
             pthread_mutex_unlock(&b->sched_mu);
             if (reg) {
+                /* topics the loop created (auto-create, %RETRY%) reach the
+                 * file here, off the loop, before the name servers hear */
+                int trc = topics_persist(b->topics);
+                if (trc)
+                    spk_log(SPK_LOG_ERROR, "broker", "writing topics.json failed: %s",
+                            spk_strerror(trc));
                 register_all(b, 0);
                 next_reg = spk_mono_ms() + b->cfg.registerNameServerPeriod;
             }
@@ -274,6 +280,8 @@ sched_main(void *arg)
                 if (rc)
                     spk_log(SPK_LOG_ERROR, "broker", "writing consumerOffset.json failed: %s",
                             spk_strerror(rc));
+                if (topics_persist(b->topics) != 0)
+                    spk_log(SPK_LOG_ERROR, "broker", "writing topics.json failed");
                 rc = delay_persist(b);
                 if (rc)
                     spk_log(SPK_LOG_ERROR, "broker", "writing delayOffset.json failed: %s",

@@ -42,6 +42,17 @@ struct topic_entry {
 
 struct topics {
     pthread_mutex_t tp_mu;
+    /*
+     * Creations the broker makes on its own (auto-create, %RETRY% and
+     * %DLQ% topics) are written later by topics_persist(): they happen on
+     * the event loop, where an fsync per new topic would stall every
+     * client. tp_gen counts changes; tp_saved_gen (under tp_file_mu, which
+     * serialises writers) is the change the file holds, so an older
+     * snapshot never overwrites a newer file.
+     */
+    pthread_mutex_t tp_file_mu;
+    uint64_t tp_gen, tp_saved_gen;
+    int tp_dirty;
     struct topic_entry **tp_ents; /* sorted by te_tc.name (strcmp) */
     size_t tp_n, tp_cap;
     int64_t tp_dv_counter, tp_dv_state, tp_dv_timestamp;
@@ -201,6 +212,25 @@ serialize_locked(const struct topics *t, size_t *len)
     return sb_detach(&b, len);
 }
 
+/* Writes <json> (change <gen>) unless the file already holds a newer one. */
+static int
+write_gen(struct topics *t, const char *json, size_t len, uint64_t gen)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&t->tp_file_mu);
+    if (gen > t->tp_saved_gen) {
+        rc = sio_write_file_atomic(t->tp_path, json, len);
+        if (rc == 0)
+            t->tp_saved_gen = gen;
+        else
+            spk_log(SPK_LOG_ERROR, "topics", "cannot write %s: %s", t->tp_path,
+                    spk_strerror(rc));
+    }
+    pthread_mutex_unlock(&t->tp_file_mu);
+    return rc;
+}
+
 /* The caller holds tp_mu. Writes the whole table (INV-1). */
 static int
 persist_locked(struct topics *t)
@@ -212,10 +242,10 @@ persist_locked(struct topics *t)
     json = serialize_locked(t, &len);
     if (!json)
         return -ENOMEM;
-    rc = sio_write_file_atomic(t->tp_path, json, len);
+    rc = write_gen(t, json, len, t->tp_gen);
     free(json);
-    if (rc != 0)
-        spk_log(SPK_LOG_ERROR, "topics", "cannot write %s: %s", t->tp_path, spk_strerror(rc));
+    if (rc == 0)
+        t->tp_dirty = 0;
     return rc;
 }
 
@@ -224,17 +254,52 @@ persist_locked(struct topics *t)
  * and the caller undoes its change to the table (INV-1, INV-2).
  */
 static int
-commit_locked(struct topics *t)
+commit_locked(struct topics *t, int defer)
 {
     int64_t counter = t->tp_dv_counter, ts = t->tp_dv_timestamp;
     int rc;
 
     t->tp_dv_counter++;
     t->tp_dv_timestamp = spk_wall_ms();
+    t->tp_gen++;
+    if (defer) {
+        t->tp_dirty = 1;
+        return 0;
+    }
     rc = persist_locked(t);
     if (rc != 0) {
         t->tp_dv_counter = counter;
         t->tp_dv_timestamp = ts;
+        t->tp_gen--;
+    }
+    return rc;
+}
+
+int
+topics_persist(struct topics *t)
+{
+    size_t len;
+    char *json;
+    uint64_t gen;
+    int rc;
+
+    pthread_mutex_lock(&t->tp_mu);
+    if (!t->tp_dirty) {
+        pthread_mutex_unlock(&t->tp_mu);
+        return 0;
+    }
+    json = serialize_locked(t, &len);
+    gen = t->tp_gen;
+    pthread_mutex_unlock(&t->tp_mu);
+    if (!json)
+        return -ENOMEM;
+    rc = write_gen(t, json, len, gen);
+    free(json);
+    if (rc == 0) {
+        pthread_mutex_lock(&t->tp_mu);
+        if (t->tp_gen == gen)
+            t->tp_dirty = 0;
+        pthread_mutex_unlock(&t->tp_mu);
     }
     return rc;
 }
@@ -564,6 +629,7 @@ topics_open(const char *config_dir, const char *cluster, const char *broker_name
         free(t);
         return -ENAMETOOLONG;
     }
+    pthread_mutex_init(&t->tp_file_mu, NULL);
     rc = pthread_mutex_init(&t->tp_mu, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "mutex: %s", spk_strerror(-rc));
@@ -601,8 +667,13 @@ topics_close(struct topics *t)
 {
     if (!t)
         return;
+    if (topics_persist(t) != 0)
+        spk_log(SPK_LOG_ERROR, "topics", "topics created since the last write are lost: %s "
+                                         "could not be written",
+                t->tp_path);
     clear_entries(t);
     pthread_mutex_destroy(&t->tp_mu);
+    pthread_mutex_destroy(&t->tp_file_mu);
     free(t);
 }
 
@@ -632,7 +703,7 @@ topics_get(struct topics *t, const char *name, struct topic_config *out)
  * changed. The caller holds tp_mu and has checked that the name is free.
  */
 static int
-create_locked(struct topics *t, size_t pos, const struct topic_config *tc)
+create_locked(struct topics *t, size_t pos, const struct topic_config *tc, int defer)
 {
     struct topic_entry *e;
     int rc;
@@ -644,7 +715,7 @@ create_locked(struct topics *t, size_t pos, const struct topic_config *tc)
     }
     e->te_tc = *tc;
     insert_at(t, pos, e);
-    rc = commit_locked(t);
+    rc = commit_locked(t, defer);
     if (rc != 0) {
         remove_at(t, pos);
         entry_free(e);
@@ -667,11 +738,11 @@ topics_put(struct topics *t, const struct topic_config *tc)
         e = t->tp_ents[pos];
         old = e->te_tc;
         e->te_tc = *tc;
-        rc = commit_locked(t);
+        rc = commit_locked(t, 0);
         if (rc != 0)
             e->te_tc = old;
     } else {
-        rc = create_locked(t, pos, tc);
+        rc = create_locked(t, pos, tc, 0);
     }
     pthread_mutex_unlock(&t->tp_mu);
     if (rc == 0)
@@ -695,7 +766,7 @@ topics_delete(struct topics *t, const char *name)
         goto out;
     }
     e = remove_at(t, pos);
-    rc = commit_locked(t);
+    rc = commit_locked(t, 0);
     if (rc != 0)
         insert_at(t, pos, e); /* the slot is still allocated: cannot fail */
     else
@@ -748,7 +819,7 @@ topics_auto_create(struct topics *t, const char *name, const char *def_topic, in
     if (tc.read_queues < 0)
         tc.read_queues = tc.write_queues = 0;
     tc.filter_multi_tag = def->filter_multi_tag;
-    rc = create_locked(t, pos, &tc);
+    rc = create_locked(t, pos, &tc, 1);
     if (rc == 0) {
         *out = tc;
         *created = 1;
@@ -781,7 +852,7 @@ topics_ensure(struct topics *t, const char *name, int queues, int perm, int sysf
         *created = 0;
         rc = 0;
     } else {
-        rc = create_locked(t, pos, &tc);
+        rc = create_locked(t, pos, &tc, 1);
         if (rc == 0) {
             *out = tc;
             *created = 1;

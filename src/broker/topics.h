@@ -171,6 +171,16 @@ char *topic_config_json(const struct topic_config *tc, size_t *len);
 void topics_data_version(struct topics *t, int64_t *counter, int64_t *timestamp);
 
 /*
+ * topics_auto_create() and topics_ensure() change the table at once but
+ * leave the file to this call (they run on the event loop; the broker's
+ * scheduler thread calls this right after, and topics_close() does too).
+ * topics_put() and topics_delete() still write before they return.
+ * Returns 0 (also when nothing changed) or the write's error; the changes
+ * then stay pending for the next call.
+ */
+int topics_persist(struct topics *t);
+
+/*
  * Calls <fn> for every topic in name order. <fn> runs with the table
  * locked: it must not call any topics_* function on <t>.
  */
