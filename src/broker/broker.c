@@ -580,8 +580,8 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
     *out = b;
     return 0;
 fail:
-    if (b->store)
-        store_set_listener(b->store, NULL, NULL);
+    /* The store listener stays set: store_close() stops the store's
+     * threads before <b> (which the listener uses) is freed. */
     if (b->offsets)
         offsets_close(b->offsets);
     if (b->topics)
@@ -622,7 +622,8 @@ broker_stop(struct broker *b)
         if (!b->sched_unregister)
             register_all(b, 1);
     }
-    store_set_listener(b->store, NULL, NULL);
+    /* The store listener stays set until store_close() stops the threads
+     * that call it (it only signals the loop's wakeup, harmless now). */
     /* Sends parked for the disk: flush now, and give the dispatcher a
      * moment to catch up, so they can be acknowledged. */
     store_flush_all(b->store);
