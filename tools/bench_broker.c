@@ -32,6 +32,7 @@
  */
 #include "tool.h"
 #include "hist.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,25 +91,6 @@
 #define DRAIN_TIMEOUT_NS (30ull * 1000000000u)
 #define MAX_ERR_KINDS 8
 
-/* Time ------------------------------------------------------------------ */
-
-static inline uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Latencies in nanoseconds go into hist.h histograms (30 KiB per thread). */
 
@@ -986,13 +968,13 @@ produce_thread(void *arg)
 {
     struct pthread_state *t = arg;
     struct epoll_event evs[64];
-    uint64_t now = now_ns(), drain_start = 0;
+    uint64_t now = spk_mono_ns(), drain_start = 0;
 
     t->t_start = t->t_end = now;
     if (t->o->seconds > 0)
         t->stop_at = now + (uint64_t)(t->o->seconds * 1e9);
     for (;;) {
-        uint64_t born = wall_ms();
+        uint64_t born = spk_wall_ms();
         int n, sending;
 
         for (int i = 0; i < t->nc; i++) {
@@ -1021,7 +1003,7 @@ produce_thread(void *arg)
             t->failed = 1;
             break;
         }
-        now = now_ns();
+        now = spk_mono_ns();
         for (int i = 0; i < n; i++) {
             struct pconn *c = evs[i].data.ptr;
 
@@ -1685,7 +1667,7 @@ bench_consume(int argc, char **argv)
             goto fail;
     }
 
-    now = now_ns();
+    now = spk_mono_ns();
     s.t_start = s.t_end = now;
     if (o.seconds > 0)
         stop_at = now + (uint64_t)(o.seconds * 1e9);
@@ -1716,7 +1698,7 @@ bench_consume(int argc, char **argv)
             s.failed = 1;
             break;
         }
-        now = now_ns();
+        now = spk_mono_ns();
         for (int i = 0; i < n; i++) {
             struct cconn *c = evs[i].data.ptr;
 

@@ -31,6 +31,7 @@
  */
 #include "tool.h"
 #include "hist.h"
+#include "common/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -115,23 +116,6 @@ bench_usage(FILE *out)
           out);
 }
 
-/* Time --------------------------------------------------------------- */
-
-static inline uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Latency histograms (hist.h) ----------------------------------------- */
 
@@ -333,7 +317,7 @@ msg_init(struct bench_msg *bm, uint32_t size, unsigned writer)
     bm->m.body_len = size;
     bm->m.props = bm->props;
     bm->m.props_len = (size_t)n;
-    bm->m.born_ts = wall_ms();
+    bm->m.born_ts = spk_wall_ms();
     memcpy(bm->m.born_host, "\x7f\x00\x00\x01", 4);
     bm->m.born_host_len = 4;
     bm->m.born_port = (int32_t)(40000 + writer);
@@ -389,7 +373,7 @@ async_writer(void *arg)
     int ok = msg_init(&bm, w->size, w->index) == 0;
 
     pthread_barrier_wait(w->barrier);
-    t = w->t_start = now_ns();
+    t = w->t_start = spk_mono_ns();
     if (!ok) {
         w->err = -ENOMEM;
         goto out;
@@ -399,9 +383,9 @@ async_writer(void *arg)
 
         msg_next(&bm, i, (int32_t)((w->index + i) % BENCH_QUEUES));
         if ((i & 4095) == 0)
-            bm.m.born_ts = wall_ms();
+            bm.m.born_ts = spk_wall_ms();
         rc = store_put(w->s, &bm.m, &res);
-        t2 = now_ns();
+        t2 = spk_mono_ns();
         if (rc != 0) {
             w->err = rc;
             break;
@@ -450,7 +434,7 @@ sync_writer(void *arg)
     int ok = ring != NULL && msg_init(&bm, w->size, w->index) == 0;
 
     pthread_barrier_wait(w->barrier);
-    w->t_start = now_ns();
+    w->t_start = spk_mono_ns();
     if (!ok) {
         w->err = -ENOMEM;
         goto out;
@@ -461,7 +445,7 @@ sync_writer(void *arg)
         if (head < tail) {
             uint64_t d = store_durable(w->s);
             if (ring[head % cap].end <= d)
-                retire(w, ring, &head, tail, d, now_ns());
+                retire(w, ring, &head, tail, d, spk_mono_ns());
         }
         if (tail - head == cap) {
             rc = store_wait_durable(w->s, ring[head % cap].end, 10000);
@@ -469,12 +453,12 @@ sync_writer(void *arg)
                 w->err = rc;
                 goto out;
             }
-            retire(w, ring, &head, tail, store_durable(w->s), now_ns());
+            retire(w, ring, &head, tail, store_durable(w->s), spk_mono_ns());
         }
         msg_next(&bm, i, (int32_t)((w->index + i) % BENCH_QUEUES));
         if ((i & 4095) == 0)
-            bm.m.born_ts = wall_ms();
-        ring[tail % cap].t0 = now_ns();
+            bm.m.born_ts = spk_wall_ms();
+        ring[tail % cap].t0 = spk_mono_ns();
         rc = store_put(w->s, &bm.m, &res);
         if (rc != 0) {
             w->err = rc;
@@ -490,10 +474,10 @@ sync_writer(void *arg)
             w->err = rc;
             break;
         }
-        retire(w, ring, &head, tail, store_durable(w->s), now_ns());
+        retire(w, ring, &head, tail, store_durable(w->s), spk_mono_ns());
     }
 out:
-    w->t_end = now_ns();
+    w->t_end = spk_mono_ns();
     if (ok)
         msg_free(&bm);
     free(ring);
@@ -583,10 +567,10 @@ baseline_write(const char *dir, uint64_t n, uint32_t size, uint32_t wsize, struc
         rc = -errno;
         goto fail;
     }
-    t0 = now_ns();
+    t0 = spk_mono_ns();
     for (uint64_t i = 0; i < n && rc == 0; i++)
         rc = write_all(fd, buf, wsize);
-    t1 = now_ns();
+    t1 = spk_mono_ns();
     if (rc != 0)
         goto fail;
     result_set(r, n, t1 - t0, size, NULL);
@@ -674,7 +658,7 @@ gc_flusher(void *arg)
             gc_stop(g);
             break;
         }
-        t = now_ns();
+        t = spk_mono_ns();
         g->fsyncs++;
         for (uint64_t j = d; j < w; j++)
             hist_add(g->hist, t - g->t_write[j % g->window]);
@@ -682,7 +666,7 @@ gc_flusher(void *arg)
         atomic_store(&g->durable, d);
         gc_wake(g, &g->writer_waiting, &g->cv_writer);
     }
-    g->t_end = now_ns();
+    g->t_end = spk_mono_ns();
     return NULL;
 }
 
@@ -723,7 +707,7 @@ baseline_gc(const char *dir, uint64_t n, uint32_t size, uint32_t wsize, uint64_t
         rc = -e;
         goto out;
     }
-    t0 = now_ns();
+    t0 = spk_mono_ns();
     for (uint64_t i = 0; i < n; i++) {
         uint64_t d;
 
@@ -734,7 +718,7 @@ baseline_gc(const char *dir, uint64_t n, uint32_t size, uint32_t wsize, uint64_t
         rc = write_all(g.fd, buf, wsize);
         if (rc != 0)
             break;
-        g.t_write[i % window] = now_ns();
+        g.t_write[i % window] = spk_mono_ns();
         atomic_store(&g.written, i + 1);
         gc_wake(&g, &g.flusher_waiting, &g.cv_flusher);
     }
@@ -806,13 +790,13 @@ bench_remove(struct bench *b, const char *sub)
 static int
 wait_dispatched(struct store *s, int timeout_s)
 {
-    uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000u;
+    uint64_t deadline = spk_mono_ns() + (uint64_t)timeout_s * 1000000000u;
     struct timespec nap = {0, 1000000};
 
     while (store_dispatched(s) < store_written(s)) {
         if (store_failed(s) != 0)
             return store_failed(s);
-        if (now_ns() > deadline)
+        if (spk_mono_ns() > deadline)
             return SPK_ETIMEOUT;
         nanosleep(&nap, NULL);
     }
@@ -834,7 +818,7 @@ read_back(struct bench *b, struct store *s, uint64_t expect, uint32_t rec_len)
         snprintf(b->err, sizeof(b->err), "dispatch did not catch up: %s", spk_strerror(rc));
         goto out;
     }
-    t0 = now_ns();
+    t0 = spk_mono_ns();
     for (int32_t q = 0; q < BENCH_QUEUES && rc == 0; q++) {
         uint64_t qoff = 0, qmax = 0;
 
@@ -869,7 +853,7 @@ read_back(struct bench *b, struct store *s, uint64_t expect, uint32_t rec_len)
         }
     }
     if (rc == 0) {
-        result_set(&b->r.read, count, now_ns() - t0, b->o.size, NULL);
+        result_set(&b->r.read, count, spk_mono_ns() - t0, b->o.size, NULL);
         b->r.read_count = count;
         if (count != expect) {
             snprintf(b->err, sizeof(b->err),
@@ -911,9 +895,9 @@ phase_async(struct bench *b, int read)
 out:
     if (s != NULL) {
         int crc;
-        t0 = now_ns();
+        t0 = spk_mono_ns();
         crc = store_close(s);
-        b->r.async_close_ms = (double)(now_ns() - t0) / 1e6;
+        b->r.async_close_ms = (double)(spk_mono_ns() - t0) / 1e6;
         if (crc != 0 && rc == 0) {
             snprintf(b->err, sizeof(b->err), "store_close: %s", spk_strerror(crc));
             rc = crc;
@@ -1012,9 +996,9 @@ phase_recovery(struct bench *b)
     }
     close(fd);
 
-    t0 = now_ns();
+    t0 = spk_mono_ns();
     rc = bench_open(b, "recovery", STORE_ASYNC_FLUSH, &s, &info);
-    t1 = now_ns();
+    t1 = spk_mono_ns();
     if (rc != 0)
         goto out;
     b->r.recovery_ran = 1;
