@@ -18,7 +18,7 @@ CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Werror \
            -Wno-format-truncation
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Isrc -pthread -MMD -MP
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Isrc -Iinclude -pthread -MMD -MP
 LDLIBS  := -lcjson -ldeflate -lz -pthread
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -31,6 +31,8 @@ STORE_SRC  := $(wildcard src/store/*.c)
 NET_SRC    := $(wildcard src/net/*.c)
 NAMESRV_SRC := $(wildcard src/namesrv/*.c)
 BROKER_SRC := $(wildcard src/broker/*.c)
+CLIENT_SRC := $(wildcard src/client/*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 TOOLS_SRC  := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
@@ -45,16 +47,21 @@ LIB_STORE  := $(BUILD)/libspkstore.a
 LIB_NET    := $(BUILD)/libspknet.a
 LIB_NAMESRV := $(BUILD)/libspknamesrv.a
 LIB_BROKER := $(BUILD)/libspkbroker.a
-LIBS       := $(LIB_BROKER) $(LIB_NAMESRV) $(LIB_NET) $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
+LIB_CLIENT := $(BUILD)/libspkclient.a
+LIBS       := $(LIB_CLIENT) $(LIB_BROKER) $(LIB_NAMESRV) $(LIB_NET) $(LIB_STORE) $(LIB_PROTO) $(LIB_COMMON)
 
 SPROCKET   := $(BUILD)/sprocket
 SPROCKETD  := $(BUILD)/sprocketd
+# libsprocket: the client library (include/sprocket.h) with what it uses
+# of the lower modules, for programs outside this tree.
+LIBSPROCKET := $(BUILD)/libsprocket.a
+EXAMPLES   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 UNIT       := $(BUILD)/tests/unit
 CRASH_BINS := $(patsubst tests/crash/%.c,$(BUILD)/tests/%,$(CRASH_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/replay_%,$(FUZZ_NAMES))
 
 .PHONY: all bootstrap test unit-tests test-bins run bench fuzz check-headers clean format
-all: bootstrap $(SPROCKET) $(SPROCKETD)
+all: bootstrap $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES)
 
 bootstrap:
 	@sh scripts/bootstrap.sh
@@ -87,6 +94,24 @@ $(LIB_BROKER): $(call obj,$(BROKER_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(LIB_CLIENT): $(call obj,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# store/record.c is the stored-message codec that pull replies carry; it
+# depends on common only.
+$(LIBSPROCKET): $(call obj,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC) $(COMMON_SRC) src/store/record.c)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# Examples build as an outside program would: the public header and
+# libsprocket.a only.
+$(BUILD)/examples/%: examples/%.c $(LIBSPROCKET) include/sprocket.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -pthread \
+	    $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer) \
+	    -o $@ $< $(LIBSPROCKET) $(LDFLAGS) $(LDLIBS)
+
 $(SPROCKETD): $(call obj,$(DAEMON_SRC)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(DAEMON_SRC)) $(LIBS) $(LDLIBS)
 
@@ -107,7 +132,7 @@ $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuz
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
 
-test-bins: $(SPROCKET) $(SPROCKETD) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
+test-bins: $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
 
 # Keep the crash tools' objects (built by a pattern rule, so make would
 # otherwise treat them as intermediate and delete them after each link).
@@ -121,6 +146,7 @@ check-headers:
 	  printf '#include "%s"\n' "$${h#src/}" | \
 	  $(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -fsyntax-only -x c - || \
 	  { echo "header does not compile alone: $$h"; exit 1; }; done
+	@$(CC) -std=c11 $(WARN) -Wpedantic -Iinclude -fsyntax-only -x c include/sprocket.h
 	@echo "headers: every header compiles on its own"
 
 test: bootstrap check-headers

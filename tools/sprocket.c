@@ -23,6 +23,8 @@ usage(FILE *out)
           "  bench store       measure the message store against same-run baselines\n"
           "  bench produce     send messages to a running broker (raw remoting, pipelined)\n"
           "  bench consume     pull a topic back from a running broker\n"
+          "  produce           send messages (arguments or stdin lines) to a topic\n"
+          "  consume           consume a topic and print its messages\n"
           "\n"
           "'sprocket <command> --help' describes a command.\n"
           "exit codes: 0 ok, 1 problems found (or the work failed), 2 usage error\n",
@@ -67,6 +69,10 @@ main(int argc, char **argv)
         return cmd_store(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return bench(argc - 1, argv + 1);
+    if (strcmp(argv[1], "produce") == 0)
+        return cmd_produce(argc - 1, argv + 1);
+    if (strcmp(argv[1], "consume") == 0)
+        return cmd_consume(argc - 1, argv + 1);
     fprintf(stderr, "sprocket: unknown command '%s'; 'sprocket --help' lists the commands\n",
             argv[1]);
     return TOOL_EXIT_USAGE;

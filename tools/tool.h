@@ -33,4 +33,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_produce(int argc, char **argv);
 int cmd_bench_consume(int argc, char **argv);
 
+/* `sprocket produce` and `sprocket consume` (cmd_client.c), over libsprocket. */
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+
 #endif /* SPK_TOOLS_TOOL_H */

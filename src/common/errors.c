@@ -51,6 +51,12 @@ spk_message(int rc)
         return "not found";
     case SPK_ETIMEOUT:
         return "a flush did not finish before its deadline";
+    case SPK_ENOROUTE:
+        return "no route: no name server knows the topic, or no broker serves it";
+    case SPK_EBROKER:
+        return "the broker refused the request";
+    case SPK_ESTATE:
+        return "wrong state (not started, or already started)";
     default:
         return NULL;
     }

@@ -19,6 +19,9 @@
 #define SPK_ELOCKED       (-1008) /* another process holds the store lock */
 #define SPK_ENOTFOUND     (-1009) /* no such message, queue or key */
 #define SPK_ETIMEOUT      (-1010) /* a flush did not finish before its deadline */
+#define SPK_ENOROUTE      (-1011) /* client: no route (name server) for the topic */
+#define SPK_EBROKER       (-1012) /* client: the broker refused the request */
+#define SPK_ESTATE        (-1013) /* client: wrong state (not started, started) */
 
 /* A static string for <rc> (negative errno or SPK_E*); never NULL. */
 const char *spk_strerror(int rc);
