@@ -23,9 +23,10 @@
 #    and always, redis-benchmark -c 50 -P 16), installed by
 #    scripts/bootstrap_bench.sh; without it the comparison is skipped.
 #
-# Prints each figure with its peer, the ratio and the PERF.md target, and
-# ends with one line of JSON holding every figure (the store's JSON under
-# "store"). Every process started here is stopped and every directory
+# Prints each figure with its peer, the ratio and the PERF.md target (with
+# the request latency percentiles of the produce runs: p50, p99, p99.9 and
+# p99.99), and ends with one line of JSON holding every figure (the store's
+# JSON under "store"). Every process started here is stopped and every directory
 # created here is removed, whatever the outcome.
 #
 # SPK_BENCH_ONLY=store or SPK_BENCH_ONLY=broker runs one part only.
@@ -322,14 +323,15 @@ rfield() { # rfield "rps p50 p99" N
 }
 
 a_msgs=$(num "$p_async" msgs_s); a_p50=$(num "$p_async" p50_us); a_p99=$(num "$p_async" p99_us)
-a_err=$(num "$p_async" errors)
+a_p999=$(num "$p_async" p999_us); a_p9999=$(num "$p_async" p9999_us); a_err=$(num "$p_async" errors)
 b_msgs=$(num "$p_batch" msgs_s); b_p50=$(num "$p_batch" p50_us); b_p99=$(num "$p_batch" p99_us)
-b_err=$(num "$p_batch" errors)
+b_p999=$(num "$p_batch" p999_us); b_p9999=$(num "$p_batch" p9999_us); b_err=$(num "$p_batch" errors)
 c_msgs=$(num "$c_32d" msgs_s); c_n=$(num "$c_32d" messages); c_err=$(num "$c_32d" errors)
 l_msgs=$(num "$c_larged" msgs_s); l_n=$(num "$c_larged" messages); l_err=$(num "$c_larged" errors)
 ch_msgs=$(num "$c_32h" msgs_s); lh_msgs=$(num "$c_largeh" msgs_s)
 cz_msgs=$(num "$c_32z" msgs_s); lz_msgs=$(num "$c_largez" msgs_s)
 d_msgs=$(num "$p_sync" msgs_s); d_p50=$(num "$p_sync" p50_us); d_p99=$(num "$p_sync" p99_us)
+d_p999=$(num "$p_sync" p999_us); d_p9999=$(num "$p_sync" p9999_us)
 d_err=$(num "$p_sync" errors); d_fto=$(num "$p_sync" flush_timeouts)
 re_rps=$(rfield "$r_everysec" 1); re_p50=$(rfield "$r_everysec" 2); re_p99=$(rfield "$r_everysec" 3)
 ra_rps=$(rfield "$r_always" 1); ra_p50=$(rfield "$r_always" 2); ra_p99=$(rfield "$r_always" 3)
@@ -372,20 +374,25 @@ t_large=$(ge "$l_msgs" 2000000)
 
 echo
 echo "== broker figures (1 KiB messages; server and load share the 2 vCPUs) =="
-printf '%-46s %12s %9s %9s %12s %7s\n' "" "msgs/s" "p50 ms" "p99 ms" "Redis /s" "ratio"
+# row LABEL MSGS_S P50 P99 P99.9 P99.99 REDIS RATIO: a produce row, with its
+# request latency (queued -> reply) percentiles in ms.
+row() {
+    printf '%-46s %12s %9s %9s %9s %9s %12s %7s\n' "$@"
+}
+row "" "msgs/s" "p50 ms" "p99 ms" "p99.9 ms" "p99.99 ms" "Redis /s" "ratio"
 ms() { [ "$1" = null ] && echo "-" || awk -v v="$1" 'BEGIN { printf "%.2f\n", v / 1000 }'; }
-printf '%-46s %12s %9s %9s %12s %7s\n' "a async, 1/request, 64 x 16" "$(fmt "$a_msgs")" \
-    "$(ms "$a_p50")" "$(ms "$a_p99")" "$(fmt "$re_rps")" "${a_vs_r#null}"
-printf '%-46s %12s %9s %9s\n' "b async, batch 32, 16 x 4" "$(fmt "$b_msgs")" \
-    "$(ms "$b_p50")" "$(ms "$b_p99")"
+row "a async, 1/request, 64 x 16" "$(fmt "$a_msgs")" "$(ms "$a_p50")" "$(ms "$a_p99")" \
+    "$(ms "$a_p999")" "$(ms "$a_p9999")" "$(fmt "$re_rps")" "${a_vs_r#null}"
+row "b async, batch 32, 16 x 4" "$(fmt "$b_msgs")" "$(ms "$b_p50")" "$(ms "$b_p99")" \
+    "$(ms "$b_p999")" "$(ms "$b_p9999")" "" ""
 printf '%-46s %12s\n' "c consume, 32 per pull ($(fmt "$c_n") msgs)" "$(fmt "$c_msgs")"
 printf '%-46s %12s\n' "c consume, large pulls ($(fmt "$l_n") msgs)" "$(fmt "$l_msgs")"
 printf '%-46s %12s   mapping / copied: %s\n' "c' consume 32/pull: copied | from the mapping" \
     "$(fmt "$ch_msgs") | $(fmt "$cz_msgs")" "$(ratio "$cz_msgs" "$ch_msgs")"
 printf '%-46s %12s   mapping / copied: %s\n' "c' large pulls: copied | from the mapping" \
     "$(fmt "$lh_msgs") | $(fmt "$lz_msgs")" "$(ratio "$lz_msgs" "$lh_msgs")"
-printf '%-46s %12s %9s %9s %12s %7s\n' "d sync, 1/request, 64 x 16" "$(fmt "$d_msgs")" \
-    "$(ms "$d_p50")" "$(ms "$d_p99")" "$(fmt "$ra_rps")" "${d_vs_r#null}"
+row "d sync, 1/request, 64 x 16" "$(fmt "$d_msgs")" "$(ms "$d_p50")" "$(ms "$d_p99")" \
+    "$(ms "$d_p999")" "$(ms "$d_p9999")" "$(fmt "$ra_rps")" "${d_vs_r#null}"
 if [ $redis_ok -eq 1 ]; then
     echo "Redis: XADD s * f <1 KiB>, redis-benchmark -c 50 -P 16 -n 200000; everysec for a," \
         "always for d (p50/p99 ms: everysec $re_p50/$re_p99, always $ra_p50/$ra_p99)"
@@ -402,8 +409,10 @@ echo "  large pulls:     >= 2,000,000 msgs/s                            $(mark "
 echo
 printf '{"bench":"all","store":%s,"broker":{"async_msgs_s":%s,"async_p50_us":%s,"async_p99_us":%s,' \
     "$store_json" "$a_msgs" "$a_p50" "$a_p99"
+printf '"async_p999_us":%s,"async_p9999_us":%s,' "$a_p999" "$a_p9999"
 printf '"async_errors":%s,"batch_msgs_s":%s,"batch_p50_us":%s,"batch_p99_us":%s,"batch_errors":%s,' \
     "$a_err" "$b_msgs" "$b_p50" "$b_p99" "$b_err"
+printf '"batch_p999_us":%s,"batch_p9999_us":%s,' "$b_p999" "$b_p9999"
 printf '"consume_msgs_s":%s,"consume_messages":%s,"consume_errors":%s,' "$c_msgs" "$c_n" "$c_err"
 printf '"consume_copy_msgs_s":%s,"large_pull_copy_msgs_s":%s,' "$ch_msgs" "$lh_msgs"
 printf '"consume_mapping_msgs_s":%s,"large_pull_mapping_msgs_s":%s,' "$cz_msgs" "$lz_msgs"
@@ -411,6 +420,7 @@ printf '"large_pull_msgs_s":%s,"large_pull_messages":%s,"large_pull_errors":%s,'
     "$l_msgs" "$l_n" "$l_err"
 printf '"sync_msgs_s":%s,"sync_p50_us":%s,"sync_p99_us":%s,"sync_errors":%s,"sync_flush_timeouts":%s,' \
     "$d_msgs" "$d_p50" "$d_p99" "$d_err" "$d_fto"
+printf '"sync_p999_us":%s,"sync_p9999_us":%s,' "$d_p999" "$d_p9999"
 printf '"redis_everysec_rps":%s,"redis_everysec_p50_ms":%s,"redis_everysec_p99_ms":%s,' \
     "$re_rps" "$re_p50" "$re_p99"
 printf '"redis_always_rps":%s,"redis_always_p50_ms":%s,"redis_always_p99_ms":%s,' \

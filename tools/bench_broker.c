@@ -7,12 +7,18 @@
  *          SEND_BATCH_MESSAGE (320, --batch messages per request) over
  *          --conns connections, each keeping --inflight requests pipelined.
  *          Latency is request queued -> reply parsed, per request.
- * consume  PULL_MESSAGE (11) for every queue of a topic, one pull in flight
- *          per queue, the queues spread over a few connections, until the
- *          queues are drained (or --messages are read).
+ * consume  PULL_MESSAGE (11) for every queue of a topic, at most one pull in
+ *          flight per queue and --inflight per connection, the queues spread
+ *          over --conns connections, until the queues are drained (or
+ *          --messages are read). Latency is pull queued -> reply parsed.
  *
- * Both print a short report and end with one line of JSON (tests/bench.sh
- * parses it), as `sprocket bench store` does.
+ * Both split their connections over --threads threads (one epoll loop
+ * each) and stop after --duration seconds if given. While they run, a
+ * progress line is rewritten once a second on stderr when it is a
+ * terminal (see struct progress); at the end they print a report with the
+ * latency percentiles and distribution, and end with one line of JSON
+ * (tests/bench.sh and the integration tests parse it), as `sprocket bench
+ * store` does.
  *
  * Keeping the generator cheap matters more than usual: on the 2-vCPU box
  * of PERF.md the broker and this tool share the CPUs, so every microsecond
@@ -25,7 +31,10 @@
  *     unusual (another serialization, a non-zero code) goes through
  *     proto_decode();
  *   - one epoll loop per thread (--threads), level-triggered, EPOLLOUT only
- *     while a write is pending, one clock read per loop turn.
+ *     while a write is pending, one clock read per loop turn;
+ *   - the progress line costs the load threads nothing but plain stores:
+ *     each thread owns its counters and histogram (struct live), and the
+ *     main thread reads them once a second (hist.h INV-2).
  *
  * Exit status (tool.h): 0 when every request succeeded, 1 when the run
  * failed or any request got an error reply, 2 for a usage error.
@@ -42,6 +51,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +65,7 @@
 #include "proto/message.h"
 #include "proto/remoting.h"
 #include "proto/reply.h"
+#include "store/record.h"
 
 /* Request and response codes used here (PROTOCOL.md 3.1, 3.2). */
 #define RC_PULL_MESSAGE 11
@@ -91,11 +102,10 @@
 #define DRAIN_TIMEOUT_NS (30ull * 1000000000u)
 #define MAX_ERR_KINDS 8
 
-
 /* Latencies in nanoseconds go into hist.h histograms (30 KiB per thread). */
 
 struct lat {
-    double p50, p90, p99, p999, max; /* microseconds */
+    double p50, p90, p99, p999, p9999, max; /* microseconds */
 };
 
 static void
@@ -105,6 +115,7 @@ hist_lat(const struct hist *h, struct lat *l)
     l->p90 = (double)hist_pct(h, 0.90) / 1e3;
     l->p99 = (double)hist_pct(h, 0.99) / 1e3;
     l->p999 = (double)hist_pct(h, 0.999) / 1e3;
+    l->p9999 = (double)hist_pct(h, 0.9999) / 1e3;
     l->max = (double)h->max / 1e3;
 }
 
@@ -223,6 +234,254 @@ opt_val(const char *arg, const char *name)
     if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, name, n) != 0 || arg[2 + n] != '=')
         return NULL;
     return arg + 3 + n;
+}
+
+/* The latency report: percentiles, then the distribution (hist_print). */
+static void
+print_lat(const char *what, const struct hist *h)
+{
+    struct lat l;
+    char n[32];
+
+    hist_lat(h, &l);
+    printf("  %s, %s samples:\n", what, fmt_count((double)h->n, n, sizeof(n)));
+    printf("  %10s %10s %10s %10s %10s %10s\n", "p50 us", "p90 us", "p99 us", "p99.9 us",
+           "p99.99 us", "max us");
+    printf("  %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", l.p50, l.p90, l.p99, l.p999, l.p9999,
+           l.max);
+    hist_print(stdout, h, "  ");
+}
+
+/* Progress ------------------------------------------------------------------ */
+
+/*
+ * What one load thread shares with the progress reporter. The thread is
+ * the only writer (live_add, hist_add); the main thread reads with relaxed
+ * loads. Nothing orders these reads against each other: a progress line
+ * may count a reply in the rate and not yet in the histogram, which is
+ * harmless for a once-a-second display and is what keeps the writer free
+ * of locked instructions and fences.
+ */
+struct live {
+    _Atomic uint64_t msgs;   /* produce: acknowledged messages; consume: messages read */
+    _Atomic uint64_t errors; /* requests (pulls) answered with an error, or lost */
+    struct hist *h;          /* latency per request (ns) */
+};
+
+/* Adds <n> to a counter only the calling thread writes: a relaxed load and
+ * store, plain moves, where atomic_fetch_add would be a locked instruction. */
+static inline void
+live_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline uint64_t
+live_get(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/*
+ * The run of the load threads, seen from the main thread: it waits for
+ * them in progress_wait() and, when stderr is a terminal, rewrites one
+ * line there every second with the elapsed time, the message rate and
+ * latency p50/p99 over that second, and the totals. The line is erased
+ * before the report is printed, and never written when stderr is not a
+ * terminal (make bench, tests, pipes).
+ *
+ *   progress_init()             before the threads start (running = n)
+ *   progress_thread_done()      by each thread as it ends (or for a thread
+ *                               that could not be started)
+ *   progress_wait()             main thread, returns once running == 0
+ *   progress_fini()
+ */
+struct progress {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when running drops */
+    int running;
+    int tty;
+    struct live **lv; /* one per thread, borrowed */
+    int nlv;
+    uint64_t t0; /* monotonic ns at the start (set by run_threads) */
+    struct hist *prev, *cur, *delta;
+    size_t shown; /* characters of the line on screen, 0 when none */
+};
+
+/* Returns 0, or -1 when the mutex or condition cannot be made (nothing to free). */
+static int
+progress_init(struct progress *p, struct live **lv, int nlv)
+{
+    pthread_condattr_t ca;
+
+    memset(p, 0, sizeof(*p));
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&p->cv, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        return -1;
+    }
+    pthread_condattr_destroy(&ca);
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        pthread_cond_destroy(&p->cv);
+        return -1;
+    }
+    p->lv = lv;
+    p->nlv = nlv;
+    p->running = nlv;
+    p->tty = isatty(STDERR_FILENO);
+    if (p->tty) {
+        p->prev = calloc(1, sizeof(*p->prev));
+        p->cur = calloc(1, sizeof(*p->cur));
+        p->delta = calloc(1, sizeof(*p->delta));
+        if (!p->prev || !p->cur || !p->delta)
+            p->tty = 0; /* no progress line; the run itself is unaffected */
+    }
+    return 0;
+}
+
+static void
+progress_fini(struct progress *p)
+{
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->prev);
+    free(p->cur);
+    free(p->delta);
+}
+
+static void
+progress_thread_done(struct progress *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->running--;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* "412 us", "1.93 ms", "2.10 s" */
+static const char *
+fmt_us(double us, char *buf, size_t len)
+{
+    if (us < 1000)
+        snprintf(buf, len, "%.0f us", us);
+    else if (us < 1e6)
+        snprintf(buf, len, "%.2f ms", us / 1e3);
+    else
+        snprintf(buf, len, "%.2f s", us / 1e6);
+    return buf;
+}
+
+/* One progress line: the last second from <prev_msgs> at <prev_t>. */
+static void
+progress_line(struct progress *p, uint64_t now, uint64_t *prev_msgs, uint64_t *prev_t)
+{
+    uint64_t msgs = 0, errors = 0;
+    double dt = (double)(now - *prev_t) / 1e9;
+    char line[256], rate[32], total[32], p50[24], p99[24];
+    struct hist *swap;
+    int len;
+
+    memset(p->cur, 0, sizeof(*p->cur));
+    for (int i = 0; i < p->nlv; i++) {
+        msgs += live_get(&p->lv[i]->msgs);
+        errors += live_get(&p->lv[i]->errors);
+        hist_snapshot_add(p->cur, p->lv[i]->h);
+    }
+    hist_delta(p->delta, p->cur, p->prev);
+    swap = p->prev;
+    p->prev = p->cur;
+    p->cur = swap;
+    if (p->delta->n > 0) {
+        fmt_us((double)hist_pct(p->delta, 0.50) / 1e3, p50, sizeof(p50));
+        fmt_us((double)hist_pct(p->delta, 0.99) / 1e3, p99, sizeof(p99));
+    } else {
+        snprintf(p50, sizeof(p50), "-");
+        snprintf(p99, sizeof(p99), "-");
+    }
+    len = snprintf(line, sizeof(line),
+                   "%6.1f s  %s msgs/s  total %s  errors %" PRIu64 "  p50 %s  p99 %s",
+                   (double)(now - p->t0) / 1e9,
+                   fmt_count(dt > 0 ? (double)(msgs - *prev_msgs) / dt : 0, rate, sizeof(rate)),
+                   fmt_count((double)msgs, total, sizeof(total)), errors, p50, p99);
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof(line))
+        len = (int)sizeof(line) - 1;
+    /* Pad over a longer previous line rather than rely on terminal escapes. */
+    fprintf(stderr, "\r%s%*s", line, p->shown > (size_t)len ? (int)(p->shown - (size_t)len) : 0,
+            "");
+    fflush(stderr);
+    p->shown = (size_t)len;
+    *prev_msgs = msgs;
+    *prev_t = now;
+}
+
+/* Waits until every thread is done, drawing the progress line meanwhile. */
+static void
+progress_wait(struct progress *p)
+{
+    uint64_t next = p->t0 + 1000000000u, prev_msgs = 0, prev_t = p->t0;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->running > 0) {
+        struct timespec ts;
+        uint64_t now;
+
+        if (!p->tty) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        ts.tv_sec = (time_t)(next / 1000000000u);
+        ts.tv_nsec = (long)(next % 1000000000u);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        now = spk_mono_ns();
+        if (p->running > 0 && now >= next) {
+            /* Draw without the lock: the threads only take it to finish. */
+            pthread_mutex_unlock(&p->mu);
+            progress_line(p, now, &prev_msgs, &prev_t);
+            pthread_mutex_lock(&p->mu);
+            /* Lines stay on whole seconds from the start; a late one skips, not bunches. */
+            next = now + 1000000000u - (now - next) % 1000000000u;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (p->shown > 0) {
+        fprintf(stderr, "\r%*s\r", (int)p->shown, "");
+        fflush(stderr);
+        p->shown = 0;
+    }
+}
+
+/*
+ * Starts <n> threads, thread i running <fn>(<args> + i * <stride>), each
+ * of which calls progress_thread_done(<p>) last; waits for them with the
+ * progress line and joins them. <p> is initialised and counts <n> threads.
+ * Returns how many were started (< n after a pthread_create failure, with
+ * a message printed; those that started still run to their end).
+ */
+static int
+run_threads(struct progress *p, pthread_t *tids, int n, void *(*fn)(void *), void *args,
+            size_t stride)
+{
+    int started;
+
+    p->t0 = spk_mono_ns();
+    for (started = 0; started < n; started++) {
+        if (pthread_create(&tids[started], NULL, fn, (char *)args + stride * (size_t)started) !=
+            0) {
+            fprintf(stderr, "sprocket bench: pthread_create failed\n");
+            break;
+        }
+    }
+    for (int i = started; i < n; i++)
+        progress_thread_done(p);
+    progress_wait(p);
+    for (int i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    return started;
 }
 
 /* Sockets ---------------------------------------------------------------- */
@@ -492,11 +751,12 @@ struct pthread_state {
     uint32_t rr;       /* round-robin queue id */
     uint64_t stop_at;  /* monotonic ns to stop sending at; 0 = none */
     uint64_t t_start, t_end;
-    uint64_t sent_req, ok_req, ok_msgs, err_req, err_msgs, flush_timeouts, lost_req;
+    struct live lv; /* lv.msgs: acknowledged messages; lv.errors: error or lost requests */
+    uint64_t sent_req, ok_req, err_msgs, flush_timeouts, lost_req;
     uint64_t scan_fallbacks;
-    struct hist *h;
     struct err_kinds errs;
     int failed;
+    struct progress *prog;
 };
 
 static void
@@ -507,26 +767,48 @@ produce_usage(FILE *out)
           "Sends messages to a running broker over raw remoting: SEND_MESSAGE_V2 (310) with\n"
           "--batch=1, SEND_BATCH_MESSAGE (320) with --batch > 1; --conns connections with\n"
           "--inflight requests pipelined on each; queue ids round robin. Prints msgs/s,\n"
-          "MiB/s of message bodies, request latency (queued -> reply parsed) and errors\n"
-          "(FLUSH_DISK_TIMEOUT counts as an error), then one line of JSON.\n"
+          "MiB/s of message bodies, request latency (queued -> reply parsed: percentiles\n"
+          "and distribution) and errors (FLUSH_DISK_TIMEOUT counts as an error), then one\n"
+          "line of JSON. While it runs, a progress line is shown on stderr if that is a\n"
+          "terminal.\n"
           "\n"
           "options:\n"
           "  --addr=HOST:PORT   broker (default 127.0.0.1:10911)\n"
           "  --topic=T          topic (default BenchTopic)\n"
           "  --group=G          producer group (default BenchProducer)\n"
-          "  --conns=N          connections (default 64)\n"
-          "  --inflight=N       requests in flight per connection (default 16)\n"
-          "  --threads=N        load threads, connections split between them (default 1)\n"
-          "  --size=BYTES       message body size (default 1024)\n"
+          "  --threads=N        load threads, connections split between them, 1..64\n"
+          "                     (default 1; at most --conns)\n"
+          "  --conns=N          connections, 1..16000 (default 64)\n"
+          "  --inflight=N       requests in flight per connection (window), 1..65536\n"
+          "                     (default 16)\n"
+          "  --size=BYTES       message body size, 0..4194304 (default 1024)\n"
           "  --batch=N          messages per request, 1..1024 (default 1)\n"
-          "  --messages=N       stop after N messages (default 1000000)\n"
-          "  --seconds=S        stop sending after S seconds (with --messages: whichever\n"
-          "                     comes first)\n"
-          "  --queues=N         queue ids to spread over (default 8)\n"
+          "  --messages=N       stop after N messages (default 1000000; unlimited when\n"
+          "                     only --duration is given)\n"
+          "  --duration=S       stop sending after S seconds, then wait for the replies\n"
+          "                     (default: no limit; with --messages, whichever comes\n"
+          "                     first); --seconds=S is the same\n"
+          "  --queues=N         queue ids to spread over, 1..1024 (default 8)\n"
           "  --create-topic     create the topic first (UPDATE_AND_CREATE_TOPIC, --queues\n"
-          "                     read and write queues, perm 6)\n"
+          "                     read and write queues, perm 6; default: off)\n"
           "exit: 0 all requests succeeded, 1 errors or failure, 2 usage\n",
           out);
+}
+
+/* --duration=S or --seconds=S: Returns 0, or -1 when S is not in (0, 86400]. */
+static int
+parse_seconds(const char *val, double *out)
+{
+    char *end;
+    double v;
+
+    if (*val < '0' || *val > '9')
+        return -1;
+    v = strtod(val, &end);
+    if (*end || !(v > 0) || v > 86400)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 /* Returns 0, 1 after --help, -1 after a usage error (message printed). */
@@ -585,10 +867,8 @@ produce_parse(int argc, char **argv, struct produce_opts *o)
                 goto bad;
             o->messages = v;
             messages_set = 1;
-        } else if ((val = opt_val(a, "seconds"))) {
-            char *end;
-            o->seconds = strtod(val, &end);
-            if (*end || !(o->seconds > 0) || o->seconds > 86400)
+        } else if ((val = opt_val(a, "duration")) || (val = opt_val(a, "seconds"))) {
+            if (parse_seconds(val, &o->seconds))
                 goto bad;
         } else if ((val = opt_val(a, "queues"))) {
             if (parse_u64(val, 1, 1024, &v))
@@ -604,7 +884,7 @@ produce_parse(int argc, char **argv, struct produce_opts *o)
         fprintf(stderr, "sprocket bench produce: bad option '%s'; see --help\n", a);
         return -1;
     }
-    /* --seconds alone means "for S seconds", not "for S seconds or 1M messages". */
+    /* --duration alone means "for S seconds", not "for S seconds or 1M messages". */
     if (o->seconds > 0 && !messages_set)
         o->messages = UINT64_MAX / 2;
     if (o->threads > o->conns)
@@ -729,7 +1009,7 @@ pconn_close(struct pthread_state *t, struct pconn *c)
     c->fd = -1;
     /* Requests without a reply are lost: count them as errors. */
     t->lost_req += (uint64_t)t->o->inflight - c->nfree;
-    t->err_req += (uint64_t)t->o->inflight - c->nfree;
+    live_add(&t->lv.errors, (uint64_t)t->o->inflight - c->nfree);
     c->nfree = (uint32_t)t->o->inflight;
 }
 
@@ -892,15 +1172,15 @@ produce_reply(struct pthread_state *t, struct pconn *c, const uint8_t *frame, si
         fprintf(stderr, "sprocket bench produce: reply with unknown opaque %d\n", opaque);
         goto out;
     }
-    hist_add(t->h, now - c->slot_t[slot]);
+    hist_add(t->lv.h, now - c->slot_t[slot]);
     c->free_slots[c->nfree++] = (uint32_t)slot;
     if (code == RS_SUCCESS) {
         t->ok_req++;
-        t->ok_msgs += t->o->batch;
+        live_add(&t->lv.msgs, t->o->batch);
     } else {
         if (!decoded && proto_decode(frame, len, &cmd) == 0)
             decoded = 1;
-        t->err_req++;
+        live_add(&t->lv.errors, 1);
         t->err_msgs += t->o->batch;
         if (code == RS_FLUSH_DISK_TIMEOUT)
             t->flush_timeouts++;
@@ -1024,19 +1304,8 @@ produce_thread(void *arg)
             }
         }
     }
+    progress_thread_done(t->prog);
     return NULL;
-}
-
-static void
-print_lat_header(void)
-{
-    printf("  %10s %10s %10s %10s %10s\n", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us");
-}
-
-static void
-print_lat(const struct lat *l)
-{
-    printf("  %10.1f %10.1f %10.1f %10.1f %10.1f\n", l->p50, l->p90, l->p99, l->p999, l->max);
 }
 
 static int
@@ -1049,6 +1318,8 @@ bench_produce(int argc, char **argv)
     struct pconn *conns = NULL;
     struct pthread_state *th = NULL;
     pthread_t *tids = NULL;
+    struct live **lvs = NULL;
+    struct progress prog;
     struct hist *total = NULL;
     struct err_kinds errs;
     struct lat lat;
@@ -1056,7 +1327,7 @@ bench_produce(int argc, char **argv)
     uint64_t flush_to = 0, lost = 0, fallbacks = 0, t0 = UINT64_MAX, t1 = 0;
     double secs, msgs_s, mib_s;
     char cbuf[32], cbuf2[32], cbuf3[32];
-    int rc, ret = TOOL_EXIT_FAIL, started = 0, failed = 0;
+    int rc, ret = TOOL_EXIT_FAIL, failed = 0, prog_ok = 0;
 
     rc = produce_parse(argc, argv, &o);
     if (rc)
@@ -1071,12 +1342,13 @@ bench_produce(int argc, char **argv)
     conns = calloc((size_t)o.conns, sizeof(*conns));
     th = calloc((size_t)o.threads, sizeof(*th));
     tids = calloc((size_t)o.threads, sizeof(*tids));
+    lvs = calloc((size_t)o.threads, sizeof(*lvs));
     total = calloc(1, sizeof(*total));
     for (int i = 0; th && i < o.threads; i++)
         th[i].ep = -1;
     for (int i = 0; conns && i < o.conns; i++)
         conns[i].fd = -1;
-    if (!tm || !conns || !th || !tids || !total)
+    if (!tm || !conns || !th || !tids || !lvs || !total)
         goto fail;
     for (int q = 0; q < o.queues; q++)
         if (tmpl_build(&o, q, &tm[q]) != 0)
@@ -1123,10 +1395,13 @@ bench_produce(int argc, char **argv)
         t->req_left = per + (i == 0 ? reqs - per * (uint64_t)o.threads : 0);
         t->key_seq = (uint64_t)i;
         t->rr = (uint32_t)(i % o.queues);
-        t->h = calloc(1, sizeof(*t->h));
+        t->lv.h = calloc(1, sizeof(*t->lv.h));
         t->ep = epoll_create1(EPOLL_CLOEXEC);
-        if (!t->h || t->ep == -1)
+        if (!t->lv.h || t->ep == -1)
             goto fail;
+        memset(t->lv.h, 0, sizeof(*t->lv.h)); /* fault it in now, not while timing */
+        t->prog = &prog;
+        lvs[i] = &t->lv;
         for (int k = 0; k < t->nc; k++) {
             struct epoll_event ev;
 
@@ -1138,27 +1413,21 @@ bench_produce(int argc, char **argv)
         }
     }
 
-    for (int i = 0; i < o.threads; i++) {
-        if (pthread_create(&tids[i], NULL, produce_thread, &th[i]) != 0) {
-            fprintf(stderr, "sprocket bench produce: pthread_create failed\n");
-            break;
-        }
-        started++;
-    }
-    for (int i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    if (started < o.threads)
+    if (progress_init(&prog, lvs, o.threads) != 0)
+        goto fail;
+    prog_ok = 1;
+    if (run_threads(&prog, tids, o.threads, produce_thread, th, sizeof(*th)) < o.threads)
         goto fail;
 
     for (int i = 0; i < o.threads; i++) {
         struct pthread_state *t = &th[i];
 
-        hist_merge(total, t->h);
+        hist_merge(total, t->lv.h);
         err_merge(&errs, &t->errs);
         sent += t->sent_req;
         ok_req += t->ok_req;
-        ok_msgs += t->ok_msgs;
-        err_req += t->err_req;
+        ok_msgs += live_get(&t->lv.msgs);
+        err_req += live_get(&t->lv.errors);
         err_msgs += t->err_msgs;
         flush_to += t->flush_timeouts;
         lost += t->lost_req;
@@ -1183,9 +1452,7 @@ bench_produce(int argc, char **argv)
            fmt_count((double)ok_msgs, cbuf, sizeof(cbuf)), secs,
            fmt_count(msgs_s, cbuf2, sizeof(cbuf2)), mib_s,
            fmt_count(secs > 0 ? (double)ok_req / secs : 0, cbuf3, sizeof(cbuf3)));
-    printf("  request latency (queued -> reply):\n");
-    print_lat_header();
-    print_lat(&lat);
+    print_lat("request latency (queued -> reply parsed)", total);
     printf("  errors: %" PRIu64 " requests (%" PRIu64 " messages), of which %" PRIu64
            " FLUSH_DISK_TIMEOUT and %" PRIu64 " lost with a connection\n",
            err_req, err_msgs, flush_to, lost);
@@ -1195,17 +1462,19 @@ bench_produce(int argc, char **argv)
     printf("{\"bench\":\"produce\",\"conns\":%d,\"inflight\":%d,\"threads\":%d,\"size\":%u,"
            "\"batch\":%u,\"queues\":%d,\"requests\":%" PRIu64 ",\"messages\":%" PRIu64
            ",\"seconds\":%.3f,\"msgs_s\":%.0f,\"mib_s\":%.1f,\"requests_s\":%.0f,"
-           "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-           "\"errors\":%" PRIu64 ",\"error_messages\":%" PRIu64 ",\"flush_timeouts\":%" PRIu64
-           ",\"lost\":%" PRIu64 ",\"failed\":%s}\n",
+           "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+           "\"p9999_us\":%.1f,\"max_us\":%.1f,\"errors\":%" PRIu64 ",\"error_messages\":%" PRIu64
+           ",\"flush_timeouts\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"failed\":%s}\n",
            o.conns, o.inflight, o.threads, o.size, o.batch, o.queues, sent, ok_msgs, secs, msgs_s,
            mib_s, secs > 0 ? (double)ok_req / secs : 0, lat.p50, lat.p90, lat.p99, lat.p999,
-           lat.max, err_req, err_msgs, flush_to, lost, failed ? "true" : "false");
+           lat.p9999, lat.max, err_req, err_msgs, flush_to, lost, failed ? "true" : "false");
     ret = (failed || err_req || ok_msgs == 0) ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 fail:
+    if (prog_ok)
+        progress_fini(&prog);
     if (th) {
         for (int i = 0; i < o.threads; i++) {
-            free(th[i].h);
+            free(th[i].lv.h);
             if (th[i].ep != -1)
                 close(th[i].ep);
         }
@@ -1224,6 +1493,7 @@ fail:
         for (int q = 0; q < o.queues; q++)
             tmpl_free(&tm[q]);
     free(total);
+    free(lvs);
     free(tids);
     free(th);
     free(conns);
@@ -1235,41 +1505,59 @@ fail:
 
 struct consume_opts {
     const char *addr, *topic, *group;
-    int queues, conns;
+    int queues, conns, threads;
+    int inflight; /* pulls in flight per connection; 0: one per queue */
     uint32_t batch, max_bytes;
+    uint32_t size; /* body size every record must have, when size_check */
+    int size_check;
     uint64_t messages, from;
     double seconds;
 };
 
 struct cconn;
 
+/* A queue: at most one pull in flight, since the next offset comes from its reply. */
 struct cqueue {
     int qid;
     uint64_t off; /* next queue_idx to pull */
     uint64_t t_send;
     int inflight, done;
-    uint64_t msgs;
     struct cconn *c;
 };
 
+/*
+ * A connection and its queues. A queue ready for its next pull waits in
+ * the ring <wait> until the connection has fewer than --inflight pulls
+ * out; the ring is first in, first out, so the queues take turns.
+ */
 struct cconn {
     int fd, dead, want_out;
     uint8_t *out;
     size_t out_len, out_off, out_cap;
     uint8_t *in;
     size_t in_len, in_cap;
+    int inflight; /* pulls sent and not answered */
+    struct cqueue **wait;
+    int wait_head, nwait, wait_cap;
 };
 
-struct consume_state {
+/* One consume thread: its connections and the queues spread over them. */
+struct cthread {
     const struct consume_opts *o;
     int ep;
-    struct cqueue *q;
     struct cconn *c;
-    struct hist *h;
+    int nc;
+    struct cqueue **q; /* the queues of <c> */
+    int nq;
+    struct cqueue *all;      /* every queue, by id (replies name theirs by opaque) */
+    _Atomic uint64_t *total; /* messages read by every thread, for --messages */
+    uint64_t stop_at;        /* monotonic ns to stop at; 0 = none */
+    struct live lv;          /* lv.msgs: messages read; lv.errors: failed pulls */
     struct err_kinds errs;
-    uint64_t msgs, bytes, pulls, found, not_found, retries, moved, errors;
+    uint64_t bytes, body_bytes, pulls, found, not_found, retries, moved, bad_size;
     uint64_t t_start, t_end;
-    int failed;
+    int failed, timed_out;
+    struct progress *prog;
 };
 
 static void
@@ -1277,24 +1565,38 @@ consume_usage(FILE *out)
 {
     fputs("usage: sprocket bench consume [options]\n"
           "\n"
-          "Reads a topic back from a running broker with PULL_MESSAGE (11): one pull in\n"
-          "flight per queue, the queues spread over --conns connections, no long polling.\n"
-          "A queue is done when the broker says there is nothing more (PULL_NOT_FOUND).\n"
-          "Prints msgs/s, MiB/s of stored records and pull latency, then one line of JSON.\n"
+          "Reads a topic back from a running broker with PULL_MESSAGE (11): at most one\n"
+          "pull in flight per queue (its reply says where the next one starts) and\n"
+          "--inflight per connection, the queues spread over --conns connections, no long\n"
+          "polling. A queue is done when the broker says there is nothing more\n"
+          "(PULL_NOT_FOUND). Prints msgs/s, MiB/s of stored records and of bodies, pull\n"
+          "latency (queued -> reply parsed: percentiles and distribution), then one line\n"
+          "of JSON. While it runs, a progress line is shown on stderr if that is a\n"
+          "terminal.\n"
           "\n"
           "options:\n"
           "  --addr=HOST:PORT   broker (default 127.0.0.1:10911)\n"
           "  --topic=T          topic (default BenchTopic)\n"
           "  --group=G          consumer group (default BenchConsumer)\n"
-          "  --queues=N         queue ids 0..N-1 (default 8)\n"
-          "  --conns=N          connections (default 2, at most --queues)\n"
+          "  --queues=N         queue ids 0..N-1, 1..1024 (default 8)\n"
+          "  --threads=N        load threads, connections split between them, 1..64\n"
+          "                     (default 1; at most --conns)\n"
+          "  --conns=N          connections, 1..1024 (default 2; at most --queues); queue\n"
+          "                     i uses connection i mod N\n"
+          "  --inflight=N       pulls in flight per connection (window), each for another\n"
+          "                     queue, 0..1024 (default 0: one per queue of the\n"
+          "                     connection)\n"
           "  --batch=N          maxMsgNums per pull, 1..1024 (default 32)\n"
-          "  --max-bytes=BYTES  maxMsgBytes per pull (default 262144; the broker caps it\n"
-          "                     at its maxPulledBytes)\n"
+          "  --max-bytes=BYTES  maxMsgBytes per pull, 1024..67108864 (default 262144; the\n"
+          "                     broker caps it at its maxPulledBytes)\n"
+          "  --size=BYTES       body size every message must have, 0..4194304: a pull\n"
+          "                     with another size counts as an error (default: not\n"
+          "                     checked); a compressed body is compared as stored\n"
           "  --messages=N       stop after N messages (default 0: until every queue is\n"
           "                     drained)\n"
           "  --from=IDX         first queue offset of every queue (default 0)\n"
-          "  --seconds=S        stop after S seconds at most\n"
+          "  --duration=S       stop after S seconds at most (default: no limit);\n"
+          "                     --seconds=S is the same\n"
           "exit: 0 ok, 1 errors or failure, 2 usage\n",
           out);
 }
@@ -1310,6 +1612,7 @@ consume_parse(int argc, char **argv, struct consume_opts *o)
     o->group = "BenchConsumer";
     o->queues = 8;
     o->conns = 2;
+    o->threads = 1;
     o->batch = 32;
     o->max_bytes = 262144;
     for (int i = 1; i < argc; i++) {
@@ -1329,10 +1632,18 @@ consume_parse(int argc, char **argv, struct consume_opts *o)
             if (parse_u64(val, 1, 1024, &v))
                 goto bad;
             o->queues = (int)v;
+        } else if ((val = opt_val(a, "threads"))) {
+            if (parse_u64(val, 1, 64, &v))
+                goto bad;
+            o->threads = (int)v;
         } else if ((val = opt_val(a, "conns"))) {
             if (parse_u64(val, 1, 1024, &v))
                 goto bad;
             o->conns = (int)v;
+        } else if ((val = opt_val(a, "inflight"))) {
+            if (parse_u64(val, 0, 1024, &v))
+                goto bad;
+            o->inflight = (int)v;
         } else if ((val = opt_val(a, "batch"))) {
             if (parse_u64(val, 1, 1024, &v))
                 goto bad;
@@ -1341,6 +1652,11 @@ consume_parse(int argc, char **argv, struct consume_opts *o)
             if (parse_u64(val, 1024, 64u << 20, &v))
                 goto bad;
             o->max_bytes = (uint32_t)v;
+        } else if ((val = opt_val(a, "size"))) {
+            if (parse_u64(val, 0, 4u << 20, &v))
+                goto bad;
+            o->size = (uint32_t)v;
+            o->size_check = 1;
         } else if ((val = opt_val(a, "messages"))) {
             if (parse_u64(val, 0, UINT64_MAX / 2, &v))
                 goto bad;
@@ -1349,10 +1665,8 @@ consume_parse(int argc, char **argv, struct consume_opts *o)
             if (parse_u64(val, 0, INT64_MAX, &v))
                 goto bad;
             o->from = v;
-        } else if ((val = opt_val(a, "seconds"))) {
-            char *end;
-            o->seconds = strtod(val, &end);
-            if (*end || !(o->seconds > 0) || o->seconds > 86400)
+        } else if ((val = opt_val(a, "duration")) || (val = opt_val(a, "seconds"))) {
+            if (parse_seconds(val, &o->seconds))
                 goto bad;
         } else {
             goto bad;
@@ -1364,30 +1678,37 @@ consume_parse(int argc, char **argv, struct consume_opts *o)
     }
     if (o->conns > o->queues)
         o->conns = o->queues;
+    if (o->threads > o->conns)
+        o->threads = o->conns;
     return 0;
 }
 
 static void
-cconn_close(struct consume_state *s, struct cconn *c)
+cconn_close(struct cthread *t, struct cconn *c)
 {
     if (c->dead)
         return;
     c->dead = 1;
-    epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    epoll_ctl(t->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-    for (int i = 0; i < s->o->queues; i++) {
-        if (s->q[i].c == c && !s->q[i].done) {
-            s->q[i].done = 1;
-            s->errors += (uint64_t)s->q[i].inflight;
-            s->q[i].inflight = 0;
+    for (int i = 0; i < t->nq; i++) {
+        struct cqueue *q = t->q[i];
+
+        if (q->c == c && !q->done) {
+            q->done = 1;
+            if (q->inflight)
+                live_add(&t->lv.errors, 1); /* a pull lost with the connection */
+            q->inflight = 0;
         }
     }
-    s->failed = 1;
+    c->inflight = 0;
+    c->nwait = 0;
+    t->failed = 1;
 }
 
 static void
-cconn_flush(struct consume_state *s, struct cconn *c)
+cconn_flush(struct cthread *t, struct cconn *c)
 {
     struct epoll_event ev;
     int want;
@@ -1403,7 +1724,7 @@ cconn_flush(struct consume_state *s, struct cconn *c)
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         fprintf(stderr, "sprocket bench consume: write: %s\n", strerror(errno));
-        cconn_close(s, c);
+        cconn_close(t, c);
         return;
     }
     if (c->out_off == c->out_len)
@@ -1414,15 +1735,15 @@ cconn_flush(struct consume_state *s, struct cconn *c)
         memset(&ev, 0, sizeof(ev));
         ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
         ev.data.ptr = c;
-        epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
+        epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
     }
 }
 
 /* Queues a pull for <q> on its connection (sent by the next flush). */
 static int
-queue_pull(struct consume_state *s, struct cqueue *q, uint64_t now)
+queue_pull(struct cthread *t, struct cqueue *q, uint64_t now)
 {
-    const struct consume_opts *o = s->o;
+    const struct consume_opts *o = t->o;
     struct cconn *c = q->c;
     struct proto_reply r;
     uint8_t *f = NULL;
@@ -1460,63 +1781,117 @@ queue_pull(struct consume_state *s, struct cqueue *q, uint64_t now)
     free(f);
     q->inflight = 1;
     q->t_send = now;
-    s->pulls++;
+    c->inflight++;
+    t->pulls++;
     return 0;
 }
 
-/* Counts the records of a FOUND body; -1 when the body is not whole records. */
 static int
-count_records(const uint8_t *body, size_t len, uint64_t *n)
+consume_wanted_more(const struct cthread *t)
+{
+    return t->o->messages == 0 ||
+           atomic_load_explicit(t->total, memory_order_relaxed) < t->o->messages;
+}
+
+/* Puts <q> at the end of its connection's ring of queues ready to pull. */
+static void
+cconn_offer(struct cconn *c, struct cqueue *q)
+{
+    if (c->nwait == c->wait_cap)
+        return; /* cannot happen: the ring holds every queue of the connection */
+    c->wait[(c->wait_head + c->nwait) % c->wait_cap] = q;
+    c->nwait++;
+}
+
+/* Sends pulls for waiting queues while the --inflight window has room. */
+static void
+cconn_pump(struct cthread *t, struct cconn *c, uint64_t now)
+{
+    while (!c->dead && c->nwait > 0 && (t->o->inflight == 0 || c->inflight < t->o->inflight) &&
+           consume_wanted_more(t)) {
+        struct cqueue *q = c->wait[c->wait_head];
+
+        c->wait_head = (c->wait_head + 1) % c->wait_cap;
+        c->nwait--;
+        if (q->done)
+            continue;
+        if (queue_pull(t, q, now) != 0) {
+            fprintf(stderr, "sprocket bench consume: cannot queue a pull: out of memory\n");
+            t->failed = 1;
+            q->done = 1;
+        }
+    }
+}
+
+/*
+ * Walks the stored records of a FOUND body (docs/FORMAT.md, store/record.h):
+ * counts them and their body bytes, and those whose body is not --size
+ * bytes long when that is checked. Returns -1 when the body is not whole
+ * records. Reads two fields per record, so it stays cheap at millions of
+ * messages per second.
+ */
+static int
+scan_records(const struct consume_opts *o, const uint8_t *body, size_t len, uint64_t *n,
+             uint64_t *body_bytes, uint64_t *bad)
 {
     size_t pos = 0;
 
-    *n = 0;
+    *n = *body_bytes = *bad = 0;
     while (pos < len) {
-        uint32_t total;
+        uint32_t total, sysflag, blen;
+        size_t boff;
 
-        if (len - pos < 4)
+        if (len - pos < REC_MIN_LEN)
             return -1;
         total = be32(body + pos);
-        if (total < 4 || total > len - pos)
+        if (total < REC_MIN_LEN || total > len - pos)
             return -1;
+        /* BODYLEN follows two hosts of 8 (IPv4) or 20 (IPv6) bytes each. */
+        sysflag = be32(body + pos + 36);
+        boff = 68 + ((sysflag & REC_SYS_BORN_V6) ? 20u : 8u) +
+               ((sysflag & REC_SYS_STORE_V6) ? 20u : 8u);
+        if (boff + 4 > total)
+            return -1;
+        blen = be32(body + pos + boff);
+        if (blen > total - boff - 4)
+            return -1;
+        *body_bytes += blen;
+        if (o->size_check && blen != o->size)
+            (*bad)++;
         pos += total;
         (*n)++;
     }
     return 0;
 }
 
-static int
-consume_wanted_more(const struct consume_state *s)
-{
-    return s->o->messages == 0 || s->msgs < s->o->messages;
-}
-
 static void
-consume_reply(struct consume_state *s, struct cconn *c, const uint8_t *frame, size_t len,
-              uint64_t now)
+consume_reply(struct cthread *t, struct cconn *c, const uint8_t *frame, size_t len, uint64_t now)
 {
+    const struct consume_opts *o = t->o;
     struct proto_cmd cmd;
-    struct cqueue *q;
+    struct cqueue *q = NULL;
     const char *nbo;
     int64_t qi;
-    uint64_t next = 0, n = 0;
+    uint64_t next = 0, n = 0, body_bytes = 0, bad = 0;
 
     if (proto_decode(frame, len, &cmd) != 0) {
         fprintf(stderr, "sprocket bench consume: undecodable reply; closing connection\n");
-        cconn_close(s, c);
+        cconn_close(t, c);
         return;
     }
     if (!(cmd.flag & PROTO_FLAG_RESPONSE))
         goto out;
     qi = (int64_t)cmd.opaque - OPQ_BASE;
-    if (qi < 0 || qi >= s->o->queues || !s->q[qi].inflight) {
+    if (qi >= 0 && qi < o->queues)
+        q = &t->all[qi];
+    if (!q || q->c != c || !q->inflight) {
         fprintf(stderr, "sprocket bench consume: reply with unknown opaque %d\n", cmd.opaque);
         goto out;
     }
-    q = &s->q[qi];
     q->inflight = 0;
-    hist_add(s->h, now - q->t_send);
-    s->t_end = now;
+    c->inflight--;
+    hist_add(t->lv.h, now - q->t_send);
+    t->t_end = now;
     nbo = proto_ext_get(&cmd, "nextBeginOffset");
     if (nbo) {
         char *end;
@@ -1527,32 +1902,39 @@ consume_reply(struct consume_state *s, struct cconn *c, const uint8_t *frame, si
     }
     switch (cmd.code) {
     case RS_SUCCESS:
-        if (count_records(cmd.body, cmd.body_len, &n) != 0 || !nbo) {
-            s->errors++;
-            err_note(&s->errs, cmd.code, "FOUND with a malformed body or no nextBeginOffset");
+        if (scan_records(o, cmd.body, cmd.body_len, &n, &body_bytes, &bad) != 0 || !nbo) {
+            live_add(&t->lv.errors, 1);
+            err_note(&t->errs, cmd.code, "FOUND with a malformed body or no nextBeginOffset");
             q->done = 1;
             break;
         }
-        s->found++;
-        s->msgs += n;
-        q->msgs += n;
-        s->bytes += cmd.body_len;
+        t->found++;
+        live_add(&t->lv.msgs, n);
+        if (o->messages)
+            atomic_fetch_add_explicit(t->total, n, memory_order_relaxed);
+        t->bytes += cmd.body_len;
+        t->body_bytes += body_bytes;
+        if (bad) {
+            t->bad_size += bad;
+            live_add(&t->lv.errors, 1);
+            err_note(&t->errs, cmd.code, "FOUND with messages whose body is not --size bytes");
+        }
         q->off = next;
         break;
     case RS_PULL_NOT_FOUND:
-        s->not_found++;
+        t->not_found++;
         q->done = 1; /* caught up: without long polling nothing more will come */
         break;
     case RS_PULL_RETRY_IMMEDIATELY:
     case RS_PULL_OFFSET_MOVED:
         if (cmd.code == RS_PULL_RETRY_IMMEDIATELY)
-            s->retries++;
+            t->retries++;
         else
-            s->moved++;
+            t->moved++;
         if (!nbo || (cmd.code == RS_PULL_OFFSET_MOVED && next == q->off)) {
             /* No way forward: stop this queue instead of spinning. */
-            s->errors++;
-            err_note(&s->errs, cmd.code, cmd.remark);
+            live_add(&t->lv.errors, 1);
+            err_note(&t->errs, cmd.code, cmd.remark);
             q->done = 1;
             break;
         }
@@ -1560,21 +1942,20 @@ consume_reply(struct consume_state *s, struct cconn *c, const uint8_t *frame, si
             q->off = next;
         break;
     default:
-        s->errors++;
-        err_note(&s->errs, cmd.code, cmd.remark);
+        live_add(&t->lv.errors, 1);
+        err_note(&t->errs, cmd.code, cmd.remark);
         q->done = 1;
         break;
     }
-    if (!q->done && consume_wanted_more(s) && queue_pull(s, q, now) != 0) {
-        s->failed = 1;
-        q->done = 1;
-    }
+    if (!q->done)
+        cconn_offer(c, q);
+    cconn_pump(t, c, now);
 out:
     proto_cmd_free(&cmd);
 }
 
 static void
-cconn_read(struct consume_state *s, struct cconn *c, uint64_t now)
+cconn_read(struct cthread *t, struct cconn *c, uint64_t now)
 {
     for (;;) {
         size_t pos = 0, flen;
@@ -1583,24 +1964,24 @@ cconn_read(struct consume_state *s, struct cconn *c, uint64_t now)
 
         if (in_reserve(&c->in, c->in_len, &c->in_cap) != 0) {
             fprintf(stderr, "sprocket bench consume: bad or huge reply frame\n");
-            cconn_close(s, c);
+            cconn_close(t, c);
             return;
         }
         n = read_some(c->fd, c->in, &c->in_len, c->in_cap);
         if (n < 0) {
             fprintf(stderr, "sprocket bench consume: connection closed by the broker\n");
-            cconn_close(s, c);
+            cconn_close(t, c);
             return;
         }
         while ((rc = proto_frame_split(c->in + pos, c->in_len - pos, &flen)) == 0) {
-            consume_reply(s, c, c->in + pos, flen, now);
+            consume_reply(t, c, c->in + pos, flen, now);
             if (c->dead)
                 return;
             pos += flen;
         }
         if (rc != -EAGAIN) {
             fprintf(stderr, "sprocket bench consume: bad frame: %s\n", spk_strerror(rc));
-            cconn_close(s, c);
+            cconn_close(t, c);
             return;
         }
         if (pos > 0) {
@@ -1612,90 +1993,38 @@ cconn_read(struct consume_state *s, struct cconn *c, uint64_t now)
     }
 }
 
-static int
-bench_consume(int argc, char **argv)
+static void *
+consume_thread(void *arg)
 {
-    struct consume_opts o;
-    struct consume_state s;
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct cthread *t = arg;
     struct epoll_event evs[64];
-    struct lat lat;
-    uint64_t now, stop_at = 0;
-    double secs, msgs_s, mib_s;
-    char cbuf[32], cbuf2[32];
-    int rc, ret = TOOL_EXIT_FAIL, timed_out = 0;
+    uint64_t now = spk_mono_ns();
 
-    rc = consume_parse(argc, argv, &o);
-    if (rc)
-        return rc > 0 ? TOOL_EXIT_OK : TOOL_EXIT_USAGE;
-    if (resolve(o.addr, &sa, &salen) != 0)
-        return TOOL_EXIT_USAGE;
-    memset(&s, 0, sizeof(s));
-    s.o = &o;
-    s.ep = -1;
-    s.q = calloc((size_t)o.queues, sizeof(*s.q));
-    s.c = calloc((size_t)o.conns, sizeof(*s.c));
-    s.h = calloc(1, sizeof(*s.h));
-    if (!s.q || !s.c || !s.h)
-        goto fail;
-    for (int i = 0; i < o.conns; i++)
-        s.c[i].fd = -1;
-    s.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (s.ep == -1)
-        goto fail;
-    for (int i = 0; i < o.conns; i++) {
-        struct cconn *c = &s.c[i];
-        struct epoll_event ev;
-
-        /* Room for the largest pull: --max-bytes of records plus a header. */
-        c->in_cap = (size_t)o.max_bytes + 64 * 1024;
-        c->in = malloc(c->in_cap);
-        if (!c->in)
-            goto fail;
-        c->fd = dial(&sa, salen, 1);
-        if (c->fd < 0) {
-            fprintf(stderr, "sprocket bench consume: connect %s: %s\n", o.addr,
-                    spk_strerror(c->fd));
-            c->fd = -1;
-            goto fail;
-        }
-        memset(&ev, 0, sizeof(ev));
-        ev.events = EPOLLIN;
-        ev.data.ptr = c;
-        if (epoll_ctl(s.ep, EPOLL_CTL_ADD, c->fd, &ev) == -1)
-            goto fail;
-    }
-
-    now = spk_mono_ns();
-    s.t_start = s.t_end = now;
-    if (o.seconds > 0)
-        stop_at = now + (uint64_t)(o.seconds * 1e9);
-    for (int i = 0; i < o.queues; i++) {
-        s.q[i].qid = i;
-        s.q[i].off = o.from;
-        s.q[i].c = &s.c[i % o.conns];
-        if (queue_pull(&s, &s.q[i], now) != 0)
-            goto fail;
-    }
+    t->t_start = t->t_end = now;
+    if (t->o->seconds > 0)
+        t->stop_at = now + (uint64_t)(t->o->seconds * 1e9);
+    for (int i = 0; i < t->nc; i++)
+        cconn_pump(t, &t->c[i], now);
     for (;;) {
         int n, busy = 0;
 
-        for (int i = 0; i < o.conns; i++)
-            if (!s.c[i].dead && s.c[i].out_len > s.c[i].out_off && !s.c[i].want_out)
-                cconn_flush(&s, &s.c[i]);
-        for (int i = 0; i < o.queues; i++)
-            busy += s.q[i].inflight;
+        for (int i = 0; i < t->nc; i++) {
+            struct cconn *c = &t->c[i];
+
+            if (!c->dead && c->out_len > c->out_off && !c->want_out)
+                cconn_flush(t, c);
+            busy += c->inflight;
+        }
         if (busy == 0)
             break;
-        if (stop_at && now >= stop_at) {
-            timed_out = 1;
+        if (t->stop_at && now >= t->stop_at) {
+            t->timed_out = 1;
             break;
         }
-        n = epoll_wait(s.ep, evs, 64, 100);
+        n = epoll_wait(t->ep, evs, 64, 100);
         if (n == -1 && errno != EINTR) {
             fprintf(stderr, "sprocket bench consume: epoll_wait: %s\n", strerror(errno));
-            s.failed = 1;
+            t->failed = 1;
             break;
         }
         now = spk_mono_ns();
@@ -1705,55 +2034,210 @@ bench_consume(int argc, char **argv)
             if (c->dead)
                 continue;
             if (evs[i].events & EPOLLOUT)
-                cconn_flush(&s, c);
+                cconn_flush(t, c);
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                cconn_read(&s, c, now);
+                cconn_read(t, c, now);
+        }
+    }
+    progress_thread_done(t->prog);
+    return NULL;
+}
+
+static int
+bench_consume(int argc, char **argv)
+{
+    struct consume_opts o;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct cqueue *queues = NULL, **qrefs = NULL;
+    struct cconn *conns = NULL;
+    struct cthread *th = NULL;
+    pthread_t *tids = NULL;
+    struct live **lvs = NULL;
+    struct progress prog;
+    struct hist *total_h = NULL;
+    struct err_kinds errs;
+    struct lat lat;
+    _Atomic uint64_t total_msgs = 0;
+    uint64_t msgs = 0, errors = 0, bytes = 0, body_bytes = 0, pulls = 0, found = 0;
+    uint64_t not_found = 0, retries = 0, moved = 0, bad_size = 0, t0 = UINT64_MAX, t1 = 0;
+    double secs, msgs_s, mib_s, body_mib_s;
+    char cbuf[32], cbuf2[32];
+    int rc, ret = TOOL_EXIT_FAIL, failed = 0, timed_out = 0, prog_ok = 0, nq = 0;
+
+    rc = consume_parse(argc, argv, &o);
+    if (rc)
+        return rc > 0 ? TOOL_EXIT_OK : TOOL_EXIT_USAGE;
+    if (resolve(o.addr, &sa, &salen) != 0)
+        return TOOL_EXIT_USAGE;
+    memset(&errs, 0, sizeof(errs));
+    queues = calloc((size_t)o.queues, sizeof(*queues));
+    qrefs = calloc((size_t)o.queues, sizeof(*qrefs));
+    conns = calloc((size_t)o.conns, sizeof(*conns));
+    th = calloc((size_t)o.threads, sizeof(*th));
+    tids = calloc((size_t)o.threads, sizeof(*tids));
+    lvs = calloc((size_t)o.threads, sizeof(*lvs));
+    total_h = calloc(1, sizeof(*total_h));
+    for (int i = 0; conns && i < o.conns; i++)
+        conns[i].fd = -1;
+    for (int i = 0; th && i < o.threads; i++)
+        th[i].ep = -1;
+    if (!queues || !qrefs || !conns || !th || !tids || !lvs || !total_h)
+        goto fail;
+
+    for (int i = 0; i < o.conns; i++) {
+        struct cconn *c = &conns[i];
+
+        /* Room for the largest pull: --max-bytes of records plus a header. */
+        c->in_cap = (size_t)o.max_bytes + 64 * 1024;
+        c->in = malloc(c->in_cap);
+        c->wait_cap = (o.queues - i + o.conns - 1) / o.conns; /* queues i, i + conns, ... */
+        c->wait = calloc((size_t)c->wait_cap, sizeof(*c->wait));
+        if (!c->in || !c->wait)
+            goto fail;
+        c->fd = dial(&sa, salen, 1);
+        if (c->fd < 0) {
+            fprintf(stderr, "sprocket bench consume: connect %s: %s\n", o.addr,
+                    spk_strerror(c->fd));
+            c->fd = -1;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < o.queues; i++) {
+        queues[i].qid = i;
+        queues[i].off = o.from;
+        queues[i].c = &conns[i % o.conns];
+        cconn_offer(queues[i].c, &queues[i]);
+    }
+
+    /* Thread k owns a contiguous range of connections and their queues. */
+    for (int k = 0; k < o.threads; k++) {
+        struct cthread *t = &th[k];
+        int from = o.conns * k / o.threads, to = o.conns * (k + 1) / o.threads;
+
+        t->o = &o;
+        t->c = conns + from;
+        t->nc = to - from;
+        t->q = qrefs + nq;
+        for (int i = 0; i < o.queues; i++) {
+            int ci = i % o.conns;
+            if (ci >= from && ci < to)
+                qrefs[nq++] = &queues[i];
+        }
+        t->nq = (int)(qrefs + nq - t->q);
+        t->all = queues;
+        t->total = &total_msgs;
+        t->prog = &prog;
+        t->lv.h = calloc(1, sizeof(*t->lv.h));
+        t->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (!t->lv.h || t->ep == -1)
+            goto fail;
+        memset(t->lv.h, 0, sizeof(*t->lv.h)); /* fault it in now, not while timing */
+        lvs[k] = &t->lv;
+        for (int i = 0; i < t->nc; i++) {
+            struct epoll_event ev;
+
+            memset(&ev, 0, sizeof(ev));
+            ev.events = EPOLLIN;
+            ev.data.ptr = &t->c[i];
+            if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->c[i].fd, &ev) == -1)
+                goto fail;
         }
     }
 
-    secs = s.t_end > s.t_start ? (double)(s.t_end - s.t_start) / 1e9 : 0;
-    msgs_s = secs > 0 ? (double)s.msgs / secs : 0;
-    mib_s = secs > 0 ? (double)s.bytes / secs / (1024.0 * 1024.0) : 0;
-    hist_lat(s.h, &lat);
-    printf("sprocket bench consume: %s topic %s, %d queues over %d connection(s), maxMsgNums "
-           "%u, maxMsgBytes %u\n",
-           o.addr, o.topic, o.queues, o.conns, o.batch, o.max_bytes);
-    printf("  %s messages in %.2f s: %s msgs/s, %.1f MiB/s of stored records, %.1f msgs per "
-           "FOUND pull\n",
-           fmt_count((double)s.msgs, cbuf, sizeof(cbuf)), secs,
-           fmt_count(msgs_s, cbuf2, sizeof(cbuf2)), mib_s,
-           s.found ? (double)s.msgs / (double)s.found : 0.0);
+    if (progress_init(&prog, lvs, o.threads) != 0)
+        goto fail;
+    prog_ok = 1;
+    if (run_threads(&prog, tids, o.threads, consume_thread, th, sizeof(*th)) < o.threads)
+        goto fail;
+
+    for (int k = 0; k < o.threads; k++) {
+        struct cthread *t = &th[k];
+
+        hist_merge(total_h, t->lv.h);
+        err_merge(&errs, &t->errs);
+        msgs += live_get(&t->lv.msgs);
+        errors += live_get(&t->lv.errors);
+        bytes += t->bytes;
+        body_bytes += t->body_bytes;
+        pulls += t->pulls;
+        found += t->found;
+        not_found += t->not_found;
+        retries += t->retries;
+        moved += t->moved;
+        bad_size += t->bad_size;
+        failed |= t->failed;
+        timed_out |= t->timed_out;
+        if (t->t_start < t0)
+            t0 = t->t_start;
+        if (t->t_end > t1)
+            t1 = t->t_end;
+    }
+    secs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+    msgs_s = secs > 0 ? (double)msgs / secs : 0;
+    mib_s = secs > 0 ? (double)bytes / secs / (1024.0 * 1024.0) : 0;
+    body_mib_s = secs > 0 ? (double)body_bytes / secs / (1024.0 * 1024.0) : 0;
+    hist_lat(total_h, &lat);
+    printf("sprocket bench consume: %s topic %s, %d queues over %d connection(s), %d thread(s)\n",
+           o.addr, o.topic, o.queues, o.conns, o.threads);
+    if (o.inflight)
+        printf("  up to %d pulls in flight per connection", o.inflight);
+    else
+        printf("  one pull in flight per queue");
+    printf(", maxMsgNums %u, maxMsgBytes %u\n", o.batch, o.max_bytes);
+    printf("  %s messages in %.2f s: %s msgs/s, %.1f MiB/s of stored records (%.1f MiB/s of "
+           "bodies), %.1f msgs per FOUND pull\n",
+           fmt_count((double)msgs, cbuf, sizeof(cbuf)), secs,
+           fmt_count(msgs_s, cbuf2, sizeof(cbuf2)), mib_s, body_mib_s,
+           found ? (double)msgs / (double)found : 0.0);
     printf("  pulls: %" PRIu64 " (found %" PRIu64 ", not found %" PRIu64 ", retry %" PRIu64
            ", offset moved %" PRIu64 ", errors %" PRIu64 ")%s\n",
-           s.pulls, s.found, s.not_found, s.retries, s.moved, s.errors,
-           timed_out ? "; stopped by --seconds" : "");
-    printf("  pull latency (queued -> reply):\n");
-    print_lat_header();
-    print_lat(&lat);
-    err_print(&s.errs);
-    printf("{\"bench\":\"consume\",\"queues\":%d,\"conns\":%d,\"batch\":%u,\"max_bytes\":%u,"
-           "\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,\"msgs_s\":%.0f,"
-           "\"mib_s\":%.1f,\"pulls\":%" PRIu64 ",\"found\":%" PRIu64 ",\"not_found\":%" PRIu64
+           pulls, found, not_found, retries, moved, errors,
+           timed_out ? "; stopped by --duration" : "");
+    if (o.size_check)
+        printf("  body size check (%u bytes): %" PRIu64 " messages of another size\n", o.size,
+               bad_size);
+    print_lat("pull latency (queued -> reply parsed)", total_h);
+    err_print(&errs);
+    printf("{\"bench\":\"consume\",\"queues\":%d,\"conns\":%d,\"threads\":%d,\"inflight\":%d,"
+           "\"batch\":%u,\"max_bytes\":%u,\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
+           ",\"body_bytes\":%" PRIu64 ",\"seconds\":%.3f,\"msgs_s\":%.0f,\"mib_s\":%.1f,"
+           "\"body_mib_s\":%.1f,\"pulls\":%" PRIu64 ",\"found\":%" PRIu64 ",\"not_found\":%" PRIu64
            ",\"retries\":%" PRIu64 ",\"moved\":%" PRIu64 ",\"errors\":%" PRIu64
-           ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"failed\":%s}\n",
-           o.queues, o.conns, o.batch, o.max_bytes, s.msgs, s.bytes, secs, msgs_s, mib_s, s.pulls,
-           s.found, s.not_found, s.retries, s.moved, s.errors, lat.p50, lat.p99, lat.max,
-           s.failed ? "true" : "false");
-    ret = (s.failed || s.errors || s.msgs == 0) ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
+           ",\"bad_size\":%" PRIu64 ",\"p50_us\":%.1f,\"p90_us\":%.1f,"
+           "\"p99_us\":%.1f,\"p999_us\":%.1f,\"p9999_us\":%.1f,\"max_us\":%.1f,"
+           "\"timed_out\":%s,\"failed\":%s}\n",
+           o.queues, o.conns, o.threads, o.inflight, o.batch, o.max_bytes, msgs, bytes, body_bytes,
+           secs, msgs_s, mib_s, body_mib_s, pulls, found, not_found, retries, moved, errors,
+           bad_size, lat.p50, lat.p90, lat.p99, lat.p999, lat.p9999, lat.max,
+           timed_out ? "true" : "false", failed ? "true" : "false");
+    ret = (failed || errors || msgs == 0) ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 fail:
-    if (s.c) {
-        for (int i = 0; i < o.conns; i++) {
-            if (s.c[i].fd >= 0)
-                close(s.c[i].fd);
-            free(s.c[i].in);
-            free(s.c[i].out);
+    if (prog_ok)
+        progress_fini(&prog);
+    if (th) {
+        for (int k = 0; k < o.threads; k++) {
+            free(th[k].lv.h);
+            if (th[k].ep != -1)
+                close(th[k].ep);
         }
     }
-    if (s.ep != -1)
-        close(s.ep);
-    free(s.h);
-    free(s.c);
-    free(s.q);
+    if (conns) {
+        for (int i = 0; i < o.conns; i++) {
+            if (conns[i].fd >= 0)
+                close(conns[i].fd);
+            free(conns[i].in);
+            free(conns[i].out);
+            free(conns[i].wait);
+        }
+    }
+    free(total_h);
+    free(lvs);
+    free(tids);
+    free(th);
+    free(conns);
+    free(qrefs);
+    free(queues);
     return ret;
 }
 

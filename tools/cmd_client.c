@@ -497,6 +497,7 @@ struct consume_state {
     long sleep_ms;
     int stopping;
     pthread_cond_t cond;
+    const char *client;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -508,14 +509,29 @@ on_signal(int sig)
     stop_flag = 1;
 }
 
+static int64_t
+wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* <t0>: when the listener got the message (wall clock, us), for tests that
+ * check delays and that no two members consume one queue at once. */
 static void
-emit(struct consume_state *st, const spk_message *m)
+emit(struct consume_state *st, const spk_message *m, int64_t t0)
 {
     if (!st->quiet) {
         struct sbuf sb = SBUF_INIT;
 
         if (st->json) {
             json_message(&sb, m);
+            sb_unput(&sb, '\n');
+            sb_unput(&sb, '}');
+            sb_printf(&sb, ",\"t0\":%" PRId64 ",\"t1\":%" PRId64 ",\"client\":\"%s\"}\n", t0,
+                      wall_us(), st->client ? st->client : "");
         } else {
             const void *b;
             size_t bl;
@@ -541,6 +557,7 @@ static spk_consume_result
 on_message(const spk_message *m, void *ud)
 {
     struct consume_state *st = ud;
+    int64_t t0 = wall_us();
 
     if (st->sleep_ms)
         usleep((useconds_t)st->sleep_ms * 1000);
@@ -556,7 +573,7 @@ on_message(const spk_message *m, void *ud)
         pthread_mutex_unlock(&st->lock);
         return SPK_CONSUME_LATER;
     }
-    emit(st, m);
+    emit(st, m, t0);
     fflush(stdout);
     pthread_mutex_unlock(&st->lock);
     return SPK_CONSUME_SUCCESS;
@@ -695,6 +712,9 @@ cmd_consume(int argc, char **argv)
         pthread_mutex_destroy(&st.lock);
         goto out;
     }
+    pthread_mutex_lock(&st.lock);
+    st.client = spk_consumer_client_id(cons);
+    pthread_mutex_unlock(&st.lock);
     while (!stop_flag) {
         int64_t now = spk_mono_ms();
         long count;
@@ -707,7 +727,7 @@ cmd_consume(int argc, char **argv)
             rc = spk_consumer_poll(cons, 200, 32, &msgs, &n);
             pthread_mutex_lock(&st.lock);
             for (k = 0; k < n && (!st.limit || st.count < st.limit); k++)
-                emit(&st, msgs[k]);
+                emit(&st, msgs[k], wall_us());
             fflush(stdout);
             pthread_mutex_unlock(&st.lock);
             spk_messages_free(msgs, n);

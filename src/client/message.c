@@ -520,7 +520,7 @@ cl_decode_messages(const uint8_t *body, size_t len, const char *broker, spk_mess
     while (pos < len) {
         struct rec_view v;
         const char *why = NULL;
-        spk_message *m;
+        spk_message *m = NULL;
         int rl, rc;
 
         /* Records of another store arrive with their own offsets: check
