@@ -138,10 +138,40 @@ produce_usage(FILE *f)
           "      --oneway            send without waiting for replies (no results)\n"
           "      --repeat N          send the messages N times (default 1)\n"
           "      --timeout MS        sendMsgTimeout (default 3000)\n"
+          "      --interval-ms MS    pause between sends\n"
+          "      --tx STATE          transactional: half message, then the local\n"
+          "                          transaction answers commit | rollback | unknown\n"
+          "      --check STATE       answer to the broker's check-back (default commit)\n"
+          "      --linger SEC        stay up SEC seconds after sending (check-backs)\n"
           "      --json              one JSON object per message on stdout\n"
           "  -h, --help              this text\n",
           f);
 }
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static int
+tx_state(const char *s)
+{
+    if (strcmp(s, "commit") == 0)
+        return SPK_TX_COMMIT;
+    if (strcmp(s, "rollback") == 0)
+        return SPK_TX_ROLLBACK;
+    if (strcmp(s, "unknown") == 0)
+        return SPK_TX_UNKNOWN;
+    return -1;
+}
+
+struct produce_opts;
+static spk_tx_state tx_execute(const spk_message *m, void *arg, void *ud);
+static spk_tx_state tx_check(const spk_message *m, void *ud);
 
 struct async_state {
     pthread_mutex_t lock;
@@ -197,12 +227,36 @@ on_async(int err, const spk_send_result *res, void *ud)
 }
 
 struct produce_opts {
-    const char *ns, *topic, *group, *tags, *keys, *order_key, *timeout;
+    const char *ns, *topic, *group, *tags, *keys, *order_key, *timeout, *tx, *check;
+    long interval_ms, linger;
     struct kv props[MAX_PROPS];
     int nprops;
     long delay, batch, repeat;
     int async, oneway, json;
 };
+
+/* The local transaction: answers --tx. */
+static spk_tx_state
+tx_execute(const spk_message *m, void *arg, void *ud)
+{
+    const struct produce_opts *o = ud;
+
+    (void)m;
+    (void)arg;
+    return (spk_tx_state)tx_state(o->tx);
+}
+
+/* The check-back: answers --check (commit by default), and says so on stderr. */
+static spk_tx_state
+tx_check(const spk_message *m, void *ud)
+{
+    const struct produce_opts *o = ud;
+    spk_tx_state s = o->check ? (spk_tx_state)tx_state(o->check) : SPK_TX_COMMIT;
+
+    fprintf(stderr, "sprocket produce: check-back for %s answered %s\n", spk_message_id(m),
+            s == SPK_TX_COMMIT ? "commit" : s == SPK_TX_ROLLBACK ? "rollback" : "unknown");
+    return s;
+}
 
 static spk_message *
 make_message(const struct produce_opts *o, const char *body, size_t len)
@@ -239,6 +293,8 @@ cmd_produce(int argc, char **argv)
         {"batch", required_argument, 0, 'B'},   {"async", no_argument, 0, 'A'},
         {"oneway", no_argument, 0, 'W'},        {"repeat", required_argument, 0, 'R'},
         {"timeout", required_argument, 0, 'X'}, {"json", no_argument, 0, 'J'},
+        {"interval-ms", required_argument, 0, 'Q'}, {"tx", required_argument, 0, 'Y'},
+        {"check", required_argument, 0, 'K'},   {"linger", required_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     struct produce_opts o;
     struct async_state st;
@@ -286,6 +342,16 @@ cmd_produce(int argc, char **argv)
             break;
         case 'X': o.timeout = optarg; break;
         case 'J': o.json = 1; break;
+        case 'Q':
+            if (parse_count(optarg, "--interval-ms", 0, 3600000, &o.interval_ms))
+                return TOOL_EXIT_USAGE;
+            break;
+        case 'Y': o.tx = optarg; break;
+        case 'K': o.check = optarg; break;
+        case 'G':
+            if (parse_count(optarg, "--linger", 0, 86400, &o.linger))
+                return TOOL_EXIT_USAGE;
+            break;
         case 'h': produce_usage(stdout); return TOOL_EXIT_OK;
         default:
             fprintf(stderr, "sprocket produce: unknown or incomplete option '%s'; see "
@@ -301,6 +367,14 @@ cmd_produce(int argc, char **argv)
     if (o.async + o.oneway + (o.batch > 0) + (o.order_key != NULL) > 1) {
         fprintf(stderr, "sprocket produce: --async, --oneway, --batch and --order-key "
                 "exclude each other\n");
+        return TOOL_EXIT_USAGE;
+    }
+    if ((o.tx && tx_state(o.tx) < 0) || (o.check && tx_state(o.check) < 0)) {
+        fprintf(stderr, "sprocket produce: --tx and --check take commit, rollback or unknown\n");
+        return TOOL_EXIT_USAGE;
+    }
+    if (o.tx && (o.async || o.oneway || o.batch || o.order_key)) {
+        fprintf(stderr, "sprocket produce: --tx sends one message at a time, synchronously\n");
         return TOOL_EXIT_USAGE;
     }
     if (o.batch && o.delay) {
@@ -340,6 +414,8 @@ cmd_produce(int argc, char **argv)
         rc = spk_producer_set_option(p, "namesrvAddr", o.ns);
     if (!rc && o.timeout)
         rc = spk_producer_set_option(p, "sendMsgTimeout", o.timeout);
+    if (!rc && o.tx)
+        rc = spk_producer_set_transaction_listener(p, tx_execute, tx_check, &o);
     if (rc) {
         fprintf(stderr, "sprocket produce: bad option: %s\n", spk_strerror(rc));
         ret = TOOL_EXIT_USAGE;
@@ -372,7 +448,13 @@ cmd_produce(int argc, char **argv)
                     goto done;
                 }
             }
-            if (o.batch) {
+            if (o.interval_ms && (r > 0 || i > 0))
+                usleep((useconds_t)o.interval_ms * 1000);
+            if (o.tx) {
+                spk_tx_state txs = SPK_TX_UNKNOWN;
+
+                rc = spk_producer_send_transaction(p, batch[0], NULL, NULL, &res, &txs);
+            } else if (o.batch) {
                 rc = spk_producer_send_batch(p, batch, nb, &res);
             } else if (o.async) {
                 pthread_mutex_lock(&st.lock);
@@ -432,6 +514,16 @@ done:
     pthread_mutex_lock(&st.lock);
     while (st.pending > 0)
         pthread_cond_wait(&st.cond, &st.lock);
+    pthread_mutex_unlock(&st.lock);
+    if (o.linger) {
+        int64_t until = spk_mono_ms() + o.linger * 1000;
+
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        while (!stop_flag && spk_mono_ms() < until)
+            usleep(50000);
+    }
+    pthread_mutex_lock(&st.lock);
     failed += st.failed;
     pthread_mutex_unlock(&st.lock);
     pthread_mutex_destroy(&st.lock);
@@ -499,15 +591,6 @@ struct consume_state {
     pthread_cond_t cond;
     const char *client;
 };
-
-static volatile sig_atomic_t stop_flag;
-
-static void
-on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static int64_t
 wall_us(void)
