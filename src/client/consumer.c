@@ -1255,8 +1255,8 @@ member_list(spk_consumer *c, const spk_queue *rq, size_t nrq, char ***ids, size_
 }
 
 /* RocketMQ's AllocateMessageQueueAveragely: [start, start+count) of all. */
-static void
-allocate(size_t nq, size_t nc, size_t idx, size_t *start, size_t *count)
+void
+cl_allocate(size_t nq, size_t nc, size_t idx, size_t *start, size_t *count)
 {
     size_t mod = nq % nc, avg;
 
@@ -1374,7 +1374,7 @@ rebalance_topic(spk_consumer *c, const char *topic)
             nwant = 0; /* the broker does not know this client yet */
             pending = 1;
         } else {
-            allocate(nrq, nids, i, &start, &nwant);
+            cl_allocate(nrq, nids, i, &start, &nwant);
         }
         want = rq + start;
         for (i = 0; i < nids; i++)

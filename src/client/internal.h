@@ -210,6 +210,12 @@ void cl_unregister_all(struct cl_instance *in, const char *producer_group,
 /* Remembers a broker refusal for spk_last_broker_error (this thread). */
 void cl_set_broker_error(int code, const char *remark);
 
+/*
+ * RocketMQ's average allocation: member <idx> of <nc> (ids sorted) gets
+ * queues [start, start + count) of the <nq> sorted queues.
+ */
+void cl_allocate(size_t nq, size_t nc, size_t idx, size_t *start, size_t *count);
+
 /* Option parsing shared by producers and consumers. */
 int cl_parse_int(const char *v, int64_t min, int64_t max, int64_t *out);
 int cl_parse_bool(const char *v, int *out);
