@@ -562,6 +562,11 @@ ring_find(struct pq *pq, int64_t offset)
         else
             hi = mid;
     }
+    /* After a reset or a moved offset, an entry still held by a listener
+     * may sit before newer, lower offsets: look everywhere. */
+    for (lo = 0; lo < pq->count; lo++)
+        if (ring_at(pq, lo)->offset == offset)
+            return ring_at(pq, lo);
     return NULL;
 }
 
@@ -1745,6 +1750,73 @@ consumer_heartbeat(void *owner, struct sbuf *sb)
     sb_puts(sb, "],\"unitMode\":false}],\"producerDataSet\":[]");
 }
 
+/* Moves one assigned queue to <offset> (an operator's reset). c->lock held. */
+static void
+reset_queue(spk_consumer *c, const char *topic, const char *broker, int qid, int64_t offset)
+{
+    struct pq *pq;
+
+    for (pq = c->pqs; pq; pq = pq->next) {
+        if (pq->dropped || pq->q.queue_id != qid || strcmp(pq->q.topic, topic) != 0 ||
+            strcmp(pq->q.broker, broker) != 0)
+            continue;
+        ring_clear(pq);
+        pq->gen++; /* INV-4: pulls in flight are from before the reset */
+        pq->next_offset = offset;
+        ring_advance(pq);
+        pq->committed = offset;
+        pq->persisted = -1;
+        spk_log(SPK_LOG_INFO, CL_LOG, "queue %s:%s:%d reset to offset %lld", topic, broker, qid,
+                (long long)offset);
+        pull_start(c, pq);
+    }
+}
+
+/*
+ * RESET_CONSUMER_CLIENT_OFFSET (220): body {"offsetTable":{MQ:offset,...}}
+ * where each key is a MessageQueue object, as fastjson writes a map keyed
+ * by objects (not JSON, so it is scanned here: key object, ':', number).
+ */
+static void
+reset_offsets(spk_consumer *c, const struct proto_cmd *cmd)
+{
+    const char *p = (const char *)cmd->body, *end = p + cmd->body_len, *g;
+    const char *t = memmem(p, cmd->body_len, "\"offsetTable\"", 13);
+
+    g = proto_ext_get(cmd, "group");
+    if (!t || (g && strcmp(g, c->group) != 0))
+        return;
+    p = memchr(t + 13, '{', (size_t)(end - t - 13));
+    if (!p)
+        return;
+    p++;
+    pthread_mutex_lock(&c->lock);
+    while (p < end) {
+        const char *ks = memchr(p, '{', (size_t)(end - p)), *ke;
+        cJSON *key, *jt, *jb, *jq;
+        char *numend;
+        long long off;
+
+        if (!ks)
+            break;
+        ke = memchr(ks, '}', (size_t)(end - ks));
+        if (!ke)
+            break;
+        key = cJSON_ParseWithLength(ks, (size_t)(ke - ks + 1));
+        p = ke + 1;
+        while (p < end && (*p == ' ' || *p == ':'))
+            p++;
+        off = p < end ? strtoll(p, &numend, 10) : -1;
+        jt = cJSON_GetObjectItemCaseSensitive(key, "topic");
+        jb = cJSON_GetObjectItemCaseSensitive(key, "brokerName");
+        jq = cJSON_GetObjectItemCaseSensitive(key, "queueId");
+        if (off >= 0 && cJSON_IsString(jt) && cJSON_IsString(jb) && cJSON_IsNumber(jq))
+            reset_queue(c, jt->valuestring, jb->valuestring, jq->valueint, off);
+        cJSON_Delete(key);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void
 consumer_request(void *owner, struct cl_conn *conn, const struct proto_cmd *cmd,
                  const uint8_t *frame, size_t len)
@@ -1754,6 +1826,10 @@ consumer_request(void *owner, struct cl_conn *conn, const struct proto_cmd *cmd,
     (void)conn;
     (void)frame;
     (void)len;
+    if (cmd->code == CL_REQ_RESET_CONSUMER_CLIENT_OFFSET && cmd->body_len > 0) {
+        reset_offsets(c, cmd);
+        return;
+    }
     if (cmd->code == CL_REQ_NOTIFY_CONSUMER_IDS_CHANGED) {
         pthread_mutex_lock(&c->lock);
         c->rebalance_now = 1;
