@@ -95,6 +95,8 @@ struct pq {
     int gen;
     int dropped;
     int pulling;
+    int pull_queued; /* on c->pull_list */
+    struct pq *pull_next;
     int64_t pull_after_ms;
     int refs;
     /* ring of pulled messages in offset order */
@@ -154,6 +156,7 @@ struct spk_consumer {
     pthread_cond_t task_cond; /* tasks queued (workers, poll) */
     pthread_cond_t idle_cond; /* a task finished */
     struct pq *pqs;
+    struct pq *pull_list; /* pulls to start once c->lock is released */
     struct task *tasks, **tasks_tail;
     struct task *delayed; /* not before not_before_ms */
     size_t ntasks;
@@ -167,6 +170,7 @@ struct spk_consumer {
 };
 
 static void pull_start(spk_consumer *c, struct pq *pq);
+static void flush_pulls(spk_consumer *c);
 
 /* ----- create and options ---------------------------------------------- */
 static int
@@ -1148,58 +1152,94 @@ pull_done(void *ud, int err, const struct proto_cmd *cmd, const uint8_t *frame, 
     if (again && pq->count < (size_t)c->threshold)
         pull_start(c, pq);
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     for (i = 0; i < n; i++)
         spk_message_destroy(msgs[i]);
     free(msgs);
     free(x);
 }
 
-/* Starts the pq's next pull; c->lock held. */
+static int
+pull_eligible(spk_consumer *c, struct pq *pq)
+{
+    return !pq->pulling && !pq->dropped && !c->stopping && pq->next_offset >= 0 &&
+           (c->mode != CM_ORDERLY || pq->locked);
+}
+
+/*
+ * Asks for the pq's next pull; c->lock held. The request goes out in
+ * flush_pulls(), after the lock is released (INV-5: a write may block on
+ * a full socket, and the reply that would free it needs the lock).
+ */
 static void
 pull_start(spk_consumer *c, struct pq *pq)
 {
-    struct proto_reply req;
-    struct pull_ctx *x;
-    const struct sub *s = find_sub(c, pq->q.topic);
-    int sysflag = CL_PULL_SUSPEND | CL_PULL_SUBSCRIPTION;
-    int rc;
-
-    if (pq->pulling || pq->dropped || c->stopping || pq->next_offset < 0)
+    if (pq->pull_queued || !pull_eligible(c, pq))
         return;
-    if (c->mode == CM_ORDERLY && !pq->locked)
-        return;
-    x = calloc(1, sizeof(*x));
-    if (!x)
-        return;
-    x->c = c;
-    x->pq = pq;
-    x->gen = pq->gen;
-    x->offset = pq->next_offset;
-    if (!c->broadcast && pq->committed > 0)
-        sysflag |= CL_PULL_COMMIT_OFFSET;
-    proto_reply_init(&req, CL_REQ_PULL_MESSAGE);
-    proto_reply_ext(&req, "consumerGroup", "%s", c->group);
-    proto_reply_ext(&req, "topic", "%s", pq->q.topic);
-    proto_reply_ext(&req, "queueId", "%d", pq->q.queue_id);
-    proto_reply_ext_i64(&req, "queueOffset", pq->next_offset);
-    proto_reply_ext(&req, "maxMsgNums", "%d", c->pull_batch);
-    proto_reply_ext(&req, "sysFlag", "%d", sysflag);
-    proto_reply_ext_i64(&req, "commitOffset", pq->committed > 0 ? pq->committed : 0);
-    proto_reply_ext(&req, "suspendTimeoutMillis", "%d", PULL_SUSPEND_MS);
-    proto_reply_ext(&req, "subscription", "%s", s ? s->expr : "*");
-    proto_reply_ext_i64(&req, "subVersion", s ? s->version : 0);
-    proto_reply_ext(&req, "expressionType", "TAG");
-    pq->pulling = 1;
+    pq->pull_queued = 1;
     pq->refs++;
-    /* The send happens under c->lock: it only writes to a socket. The
-     * reply cannot run pull_done before this returns (it needs c->lock). */
-    rc = cl_call_async(c->in, pq->addr, &req, PULL_TIMEOUT_MS, pull_done, x);
-    proto_reply_free(&req);
-    if (rc) {
-        pq->pulling = 0;
-        pq->refs--;
-        pq->pull_after_ms = spk_mono_ms() + PULL_ERROR_DELAY_MS;
-        free(x);
+    pq->pull_next = c->pull_list;
+    c->pull_list = pq;
+}
+
+/* Sends the pulls pull_start() queued; c->lock not held. */
+static void
+flush_pulls(spk_consumer *c)
+{
+    for (;;) {
+        struct proto_reply req;
+        struct pull_ctx *x = NULL;
+        const struct sub *s;
+        struct pq *pq;
+        char addr[64];
+        int sysflag = CL_PULL_SUSPEND | CL_PULL_SUBSCRIPTION;
+        int rc;
+
+        pthread_mutex_lock(&c->lock);
+        pq = c->pull_list;
+        if (!pq) {
+            pthread_mutex_unlock(&c->lock);
+            return;
+        }
+        c->pull_list = pq->pull_next;
+        pq->pull_queued = 0;
+        if (!pull_eligible(c, pq) || !(x = calloc(1, sizeof(*x)))) {
+            pq->refs--;
+            pthread_mutex_unlock(&c->lock);
+            continue;
+        }
+        s = find_sub(c, pq->q.topic);
+        x->c = c;
+        x->pq = pq;
+        x->gen = pq->gen;
+        x->offset = pq->next_offset;
+        if (!c->broadcast && pq->committed > 0)
+            sysflag |= CL_PULL_COMMIT_OFFSET;
+        proto_reply_init(&req, CL_REQ_PULL_MESSAGE);
+        proto_reply_ext(&req, "consumerGroup", "%s", c->group);
+        proto_reply_ext(&req, "topic", "%s", pq->q.topic);
+        proto_reply_ext(&req, "queueId", "%d", pq->q.queue_id);
+        proto_reply_ext_i64(&req, "queueOffset", pq->next_offset);
+        proto_reply_ext(&req, "maxMsgNums", "%d", c->pull_batch);
+        proto_reply_ext(&req, "sysFlag", "%d", sysflag);
+        proto_reply_ext_i64(&req, "commitOffset", pq->committed > 0 ? pq->committed : 0);
+        proto_reply_ext(&req, "suspendTimeoutMillis", "%d", PULL_SUSPEND_MS);
+        proto_reply_ext(&req, "subscription", "%s", s ? s->expr : "*");
+        proto_reply_ext_i64(&req, "subVersion", s ? s->version : 0);
+        proto_reply_ext(&req, "expressionType", "TAG");
+        memcpy(addr, pq->addr, sizeof(addr));
+        pq->pulling = 1; /* the queued reference now belongs to the pull */
+        pthread_mutex_unlock(&c->lock);
+        rc = cl_call_async(c->in, addr, &req, PULL_TIMEOUT_MS, pull_done, x);
+        proto_reply_free(&req);
+        if (rc) {
+            pthread_mutex_lock(&c->lock);
+            pq->pulling = 0;
+            pq->refs--;
+            pq->pull_after_ms = spk_mono_ms() + PULL_ERROR_DELAY_MS;
+            pthread_mutex_unlock(&c->lock);
+            free(x);
+        }
     }
 }
 
@@ -1342,6 +1382,7 @@ add_queue(spk_consumer *c, const spk_queue *q)
             q->queue_id, (long long)off);
     pull_start(c, pq);
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     return 0;
 }
 
@@ -1533,6 +1574,7 @@ run_concurrent(spk_consumer *c, struct task *t)
         t->pq->refs--;
     }
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
 }
 
 /* Orderly: may this thread hand pq's next message out? c->lock held. */
@@ -1622,6 +1664,7 @@ run_orderly(spk_consumer *c, struct task *t)
         pull_start(c, pq);
     pthread_cond_broadcast(&c->idle_cond);
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
 }
 
 static void *
@@ -1705,6 +1748,7 @@ consumer_tick(void *owner, int64_t now)
         }
     }
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     reap(c);
     if (now >= c->next_persist) {
         if (c->kind == CK_PUSH || c->auto_commit)
@@ -1815,6 +1859,7 @@ reset_offsets(spk_consumer *c, const struct proto_cmd *cmd)
         cJSON_Delete(key);
     }
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
 }
 
 static void
@@ -2077,6 +2122,7 @@ spk_consumer_poll(spk_consumer *c, int timeout_ms, size_t max, spk_message ***ms
         free(t);
     }
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     if (rc || cnt == 0) {
         spk_messages_free(out, cnt);
         return rc;
@@ -2096,6 +2142,7 @@ spk_consumer_commit(spk_consumer *c)
     pthread_mutex_lock(&c->lock);
     ack_polled(c);
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     return persist_all(c, 1);
 }
 
@@ -2137,6 +2184,7 @@ spk_consumer_seek(spk_consumer *c, const spk_queue *q, int64_t offset)
     pq->committed = offset;
     pull_start(c, pq);
     pthread_mutex_unlock(&c->lock);
+    flush_pulls(c);
     return 0;
 }
 
