@@ -17,9 +17,10 @@
  * its broker lock.
  *
  * Invariants:
- *   INV-1  A pq is freed only by the scheduler thread, once it is dropped
- *          and nothing refers to it (refs: the pull in flight and every
- *          queued or running task).
+ *   INV-1  A pq is freed only by the scheduler thread, once it is dropped,
+ *          released (offset committed, lock returned) and nothing refers
+ *          to it (refs: the pull in flight and every queued or running
+ *          task).
  *   INV-2  The committed offset never passes a message that is not done:
  *          it is the offset of the ring's first entry not done, and the
  *          ring only drops entries from its head once they are done.
@@ -94,6 +95,7 @@ struct pq {
     int64_t persisted;
     int gen;
     int dropped;
+    int released; /* dropped, offset committed and lock given back */
     int pulling;
     int pull_queued; /* on c->pull_list */
     struct pq *pull_next;
@@ -1466,27 +1468,47 @@ static void
 reap(spk_consumer *c)
 {
     for (;;) {
-        struct pq **pp, *pq = NULL;
+        struct pq **pp, *pq = NULL, *gone = NULL;
+        spk_queue q;
+        char addr[64];
+        int64_t off = -1;
+        int unlock = 0;
 
         pthread_mutex_lock(&c->lock);
         for (pp = &c->pqs; *pp; pp = &(*pp)->next) {
-            if ((*pp)->dropped && (*pp)->refs == 0 && !(*pp)->consuming) {
-                pq = *pp;
-                *pp = pq->next;
+            struct pq *x = *pp;
+
+            if (!x->dropped)
+                continue;
+            if (x->released && x->refs == 0) {
+                gone = x;
+                *pp = x->next;
+                break;
+            }
+            /* Give the queue up as soon as no listener runs on it; a pull
+             * still held by the broker only delays freeing the memory. */
+            if (!x->released && !x->consuming) {
+                pq = x;
+                pq->released = 1;
+                q = pq->q;
+                memcpy(addr, pq->addr, sizeof(addr));
+                off = pq->committed;
+                unlock = c->mode == CM_ORDERLY && pq->locked;
+                pq->locked = 0;
                 break;
             }
         }
         pthread_mutex_unlock(&c->lock);
+        if (gone) {
+            pq_free(gone);
+            continue;
+        }
         if (!pq)
             return;
-        if (c->broadcast) {
-            /* kept in the file by the next write */
-        } else if (pq->committed >= 0) {
-            remote_commit(c, &pq->q, pq->addr, pq->committed, 1);
-        }
-        if (c->mode == CM_ORDERLY && pq->locked)
-            lock_call(c, pq->addr, &pq->q, 1, 1, NULL); /* INV-3: after the commit */
-        pq_free(pq);
+        if (!c->broadcast && off >= 0) /* (broadcasting: the file keeps it) */
+            remote_commit(c, &q, addr, off, 1);
+        if (unlock)
+            lock_call(c, addr, &q, 1, 1, NULL); /* INV-3: after the commit */
     }
 }
 
