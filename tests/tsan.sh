@@ -9,7 +9,8 @@
 # allocation and clean threads, reads, segment roll-overs, recovery), and
 # the crash writer in both SYNC_FLUSH write modes followed by its verifier,
 # and sprocketd (loop, scheduler and store threads) under produce and
-# consume load in both flush modes, stopped with SIGTERM.
+# consume load in both flush modes, stopped with SIGTERM, with the client
+# library's threads (sprocket produce and consume) against it.
 # Any ThreadSanitizer report fails the suite.
 set -u
 
@@ -61,6 +62,45 @@ free_port() {
         echo $((20000 + $$ % 20000))
 }
 
+# client_load NAMESRV_PORT: libsprocket's threads (connection readers,
+# scheduler, callback pool, async sends, rebalance between two members,
+# orderly locks, lite polls) through `sprocket produce` and `consume`.
+client_load() {
+    ns=127.0.0.1:$1
+    seq 1 3000 | sed 's/^/tsan-/' >"$dir/lines"
+    "$build/sprocket" produce -n "$ns" -t TsanLib --async <"$dir/lines" >/dev/null \
+        2>"$dir/cl-produce.log"
+    r1=$?
+    "$build/sprocket" produce -n "$ns" -t TsanLib --batch 10 --tags T <"$dir/lines" >/dev/null \
+        2>>"$dir/cl-produce.log"
+    r2=$?
+    "$build/sprocket" consume -n "$ns" -t TsanLib -g TsanG --from first --idle 4 --quiet \
+        2>"$dir/cl-c1.log" &
+    c1=$!
+    sleep 1
+    "$build/sprocket" consume -n "$ns" -t TsanLib -g TsanG --from first --idle 4 --quiet \
+        2>"$dir/cl-c2.log"
+    wait "$c1"
+    "$build/sprocket" consume -n "$ns" -t TsanLib -g TsanO --from first --idle 3 --quiet \
+        --orderly 2>"$dir/cl-o.log"
+    "$build/sprocket" consume -n "$ns" -t TsanLib -g TsanL --from first --idle 3 --quiet \
+        --lite 2>"$dir/cl-l.log"
+    for f in cl-produce cl-c1 cl-c2 cl-o cl-l; do
+        report "$dir/$f.log" "client ($f)"
+    done
+    got=$(cat "$dir/cl-c1.log" "$dir/cl-c2.log" | sed -n 's/^sprocket consume: \([0-9]*\) messages$/\1/p' |
+        awk '{ s += $1 } END { print s + 0 }')
+    o=$(sed -n 's/^sprocket consume: \([0-9]*\) messages$/\1/p' "$dir/cl-o.log")
+    l=$(sed -n 's/^sprocket consume: \([0-9]*\) messages$/\1/p' "$dir/cl-l.log")
+    if [ $r1 -ne 0 ] || [ $r2 -ne 0 ] || [ "$got" -lt 6000 ] || [ "${o:-0}" -ne 6000 ] ||
+        [ "${l:-0}" -ne 6000 ]; then
+        tail -n 3 "$dir"/cl-*.log
+        echo "tsan: client load: produce $r1/$r2, group consumed $got, orderly ${o:-none}, lite ${l:-none} of 6000"
+        return 1
+    fi
+    return 0
+}
+
 for flush in ASYNC_FLUSH SYNC_FLUSH; do
     bp=$(free_port)
     np=$(free_port)
@@ -82,6 +122,9 @@ for flush in ASYNC_FLUSH SYNC_FLUSH; do
     "$build/sprocket" bench consume --addr="127.0.0.1:$bp" --topic=TsanTopic --queues=4 \
         --batch=32 >"$dir/consume-$flush.log" 2>&1
     crc=$?
+    if [ "$flush" = ASYNC_FLUSH ]; then
+        client_load "$np" || fail=1
+    fi
     kill -TERM "$pid" 2>/dev/null
     wait "$pid"
     src=$?
@@ -95,7 +138,7 @@ for flush in ASYNC_FLUSH SYNC_FLUSH; do
 done
 
 if [ $fail -eq 0 ]; then
-    echo "tsan: bench store, 2 crash-writer runs, sprocketd in both flush modes: no ThreadSanitizer report"
+    echo "tsan: bench store, 2 crash-writer runs, sprocketd in both flush modes, client library: no ThreadSanitizer report"
     exit 0
 fi
 exit 1
