@@ -144,7 +144,7 @@ test-bins: $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES) $(UNIT) $(CRASH_B
 check-headers:
 	@set -e; for h in $$(find src -name '*.h'); do \
 	  printf '#include "%s"\n' "$${h#src/}" | \
-	  $(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -fsyntax-only -x c - || \
+	  $(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -fsyntax-only -x c - || \
 	  { echo "header does not compile alone: $$h"; exit 1; }; done
 	@$(CC) -std=c11 $(WARN) -Wpedantic -Iinclude -fsyntax-only -x c include/sprocket.h
 	@echo "headers: every header compiles on its own"

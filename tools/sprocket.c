@@ -26,6 +26,10 @@ usage(FILE *out)
           "  produce           send messages (arguments or stdin lines) to a topic\n"
           "  consume           consume a topic and print its messages\n"
           "\n"
+          "operator commands (RocketMQ mqadmin's, against running name servers and brokers):\n",
+          out);
+    cmd_admin_list(out);
+    fputs("\n"
           "'sprocket <command> --help' describes a command.\n"
           "exit codes: 0 ok, 1 problems found (or the work failed), 2 usage error\n",
           out);
@@ -73,6 +77,8 @@ main(int argc, char **argv)
         return cmd_produce(argc - 1, argv + 1);
     if (strcmp(argv[1], "consume") == 0)
         return cmd_consume(argc - 1, argv + 1);
+    if (cmd_admin_has(argv[1]))
+        return cmd_admin(argc - 1, argv + 1);
     fprintf(stderr, "sprocket: unknown command '%s'; 'sprocket --help' lists the commands\n",
             argv[1]);
     return TOOL_EXIT_USAGE;

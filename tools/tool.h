@@ -13,6 +13,8 @@
 #ifndef SPK_TOOLS_TOOL_H
 #define SPK_TOOLS_TOOL_H
 
+#include <stdio.h>
+
 #define TOOL_EXIT_OK 0
 #define TOOL_EXIT_FAIL 1
 #define TOOL_EXIT_USAGE 2
@@ -36,5 +38,15 @@ int cmd_bench_consume(int argc, char **argv);
 /* `sprocket produce` and `sprocket consume` (cmd_client.c), over libsprocket. */
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
+
+/*
+ * The operator commands (cmd_admin.c), mqadmin's names and flags:
+ * `sprocket updateTopic ...`, `sprocket consumerProgress ...`. argv[0] is
+ * the command's name; cmd_admin_has() says whether <name> is one of them,
+ * cmd_admin_list() prints one line per command for `sprocket --help`.
+ */
+int cmd_admin_has(const char *name);
+int cmd_admin(int argc, char **argv);
+void cmd_admin_list(FILE *out);
 
 #endif /* SPK_TOOLS_TOOL_H */

@@ -1,14 +1,24 @@
 /*
  * admin.c - queries and administration: VIEW_MESSAGE_BY_ID, QUERY_MESSAGE,
- * topic management, stats, connections, runtime info, broker config.
+ * topic management, stats, connections, runtime info, broker config,
+ * subscription groups and resetting a group's offsets by time.
  *
  * Bodies follow fastjson's forms where Java admin tools parse them
  * (PROTOCOL.md 3.8, 5.1): bean fields in alphabetical order, and
  * Map<MessageQueue, ...> written with JSON objects as keys.
  *
- * Invariant: none of these requests can change a message or an offset
- * except UPDATE_AND_CREATE_TOPIC / DELETE_TOPIC_IN_BROKER (topics) and
- * UPDATE_BROKER_CONFIG (CFG_RUNTIME keys only).
+ * Invariants:
+ *   INV-1  None of these requests can change a message. Metadata changes
+ *          only through UPDATE_AND_CREATE_TOPIC / DELETE_TOPIC_IN_BROKER
+ *          (topics), UPDATE_AND_CREATE_SUBSCRIPTIONGROUP /
+ *          DELETE_SUBSCRIPTIONGROUP (subscription groups; the latter may
+ *          drop the group's offsets), UPDATE_BROKER_CONFIG (CFG_RUNTIME
+ *          keys only) and INVOKE_BROKER_TO_RESET_OFFSET (one group's
+ *          offsets of one topic).
+ *   INV-2  INVOKE_BROKER_TO_RESET_OFFSET commits the new offsets before it
+ *          tells the group's consumers (RESET_CONSUMER_CLIENT_OFFSET,
+ *          oneway) and before it replies, so a consumer that restarts
+ *          instead of obeying the notification still starts from them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -567,6 +577,212 @@ update_config(struct broker *b, const struct proto_cmd *req, struct proto_reply 
     rep->ext_present = 1;
 }
 
+/* Subscription groups --------------------------------------------------------------------- */
+
+/* UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: the body is a SubscriptionGroupConfig. */
+static void
+update_group(struct broker *b, const struct proto_cmd *req, struct proto_reply *rep)
+{
+    struct group_config gc;
+    char why[300] = "";
+    int rc;
+
+    if (req->body_len == 0 || req->body_len > 65536) {
+        rep->code = RS_SYSTEM_ERROR;
+        proto_reply_remark(rep, "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP needs a "
+                                "SubscriptionGroupConfig JSON body");
+        return;
+    }
+    rc = groups_put_json(b->groups, (const char *)req->body, req->body_len, &gc, why, sizeof(why));
+    if (rc == SPK_EFORMAT) {
+        rep->code = RS_INVALID_PARAMETER;
+        proto_reply_remark(rep, "%s", why);
+        return;
+    }
+    if (rc) {
+        rep->code = RS_SYSTEM_ERROR;
+        proto_reply_remark(rep, "%s", why[0] ? why : spk_strerror(rc));
+        return;
+    }
+    spk_log(SPK_LOG_INFO, "broker",
+            "subscription group %s set: consumeEnable %d, retryQueueNums %d, retryMaxTimes %d",
+            gc.name, gc.consume_enable, (int)gc.retry_queues, (int)gc.retry_max);
+    rep->ext_present = 1;
+}
+
+/* DELETE_SUBSCRIPTIONGROUP: groupName, cleanOffset (drops the group's offsets too). */
+static void
+delete_group(struct broker *b, const struct proto_cmd *req, struct proto_reply *rep)
+{
+    const char *name = proto_ext_get(req, "groupName");
+    const char *clean = proto_ext_get(req, "cleanOffset");
+    int rc;
+
+    if (!name || !*name) {
+        rep->code = RS_SYSTEM_ERROR;
+        proto_reply_remark(rep, "DELETE_SUBSCRIPTIONGROUP needs groupName");
+        return;
+    }
+    rc = groups_delete(b->groups, name);
+    if (rc && rc != -ENOENT) {
+        rep->code = RS_SYSTEM_ERROR;
+        proto_reply_remark(rep, "writing subscriptionGroup.json failed: %s", spk_strerror(rc));
+        return;
+    }
+    if (clean && strcmp(clean, "true") == 0)
+        offsets_delete_group(b->offsets, name);
+    spk_log(SPK_LOG_INFO, "broker", "subscription group %.255s deleted%s%s", name,
+            rc == -ENOENT ? " (it was not configured)" : "",
+            clean && strcmp(clean, "true") == 0 ? ", offsets dropped" : "");
+    rep->ext_present = 1;
+}
+
+/* Reset offsets by time ------------------------------------------------------------------- */
+
+/* 1 when this broker knows <group>: online, configured, or holding offsets of <topic>. */
+static int
+group_known(struct broker *b, const char *group, const char *topic, int nqueues)
+{
+    struct cgroup *g = cgroup_find(b, group);
+    struct group_config gc;
+    int64_t off;
+
+    if ((g && g->nclients > 0) || groups_get(b->groups, group, &gc) == 0)
+        return 1;
+    for (int q = 0; q < nqueues; q++)
+        if (offsets_query(b->offsets, group, topic, q, &off) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * INVOKE_BROKER_TO_RESET_OFFSET: extFields topic, group, timestamp (ms;
+ * -1 = the end of each queue), isForce (false: only move offsets back),
+ * and optionally queueId with offset (one queue, to an explicit offset).
+ * Commits the new offsets, then sends RESET_CONSUMER_CLIENT_OFFSET to
+ * every live consumer of the group (INV-2). Replies with ResetOffsetBody,
+ * plus extField notifiedConsumers (how many were told).
+ */
+static void
+reset_offset(struct broker *b, const struct proto_cmd *req, struct proto_reply *rep)
+{
+    const char *topic = proto_ext_get(req, "topic");
+    const char *group = proto_ext_get(req, "group");
+    const char *force_s = proto_ext_get(req, "isForce");
+    int bad = 0, force = !force_s || strcmp(force_s, "false") != 0, n, first, last;
+    int64_t ts = ext_i64(req, "timestamp", INT64_MIN, &bad);
+    int64_t qid = ext_i64(req, "queueId", -1, &bad);
+    int64_t want = ext_i64(req, "offset", -1, &bad);
+    struct topic_config tc;
+    struct cgroup *g;
+    struct sbuf sb = SBUF_INIT;
+    size_t notified = 0, len;
+    char *body;
+
+    if (bad || !topic || !*topic || !group || !*group || ts == INT64_MIN || ts < -1) {
+        rep->code = RS_SYSTEM_ERROR;
+        proto_reply_remark(rep, "INVOKE_BROKER_TO_RESET_OFFSET needs topic, group and "
+                                "timestamp (ms, or -1 for the end of each queue)");
+        return;
+    }
+    if (topics_get(b->topics, topic, &tc) != 0) {
+        rep->code = RS_TOPIC_NOT_EXIST;
+        proto_reply_remark(rep, "[reset-offset] topic %.255s does not exist on broker %s", topic,
+                           b->cfg.brokerName);
+        return;
+    }
+    n = tc.read_queues;
+    if (qid >= n || qid < -1) {
+        rep->code = RS_INVALID_PARAMETER;
+        proto_reply_remark(rep, "queueId %lld is not a queue of %.255s (it has %d read queues)",
+                           (long long)qid, topic, n);
+        return;
+    }
+    if (!group_known(b, group, topic, n)) {
+        rep->code = RS_SUBSCRIPTION_GROUP_NOT_EXIST;
+        proto_reply_remark(rep,
+                           "group %.255s is unknown on broker %s: no online consumer, no "
+                           "subscription group and no committed offset of %.255s",
+                           group, b->cfg.brokerName, topic);
+        return;
+    }
+    first = qid >= 0 ? (int)qid : 0;
+    last = qid >= 0 ? (int)qid : n - 1;
+    if (qid >= 0 && want >= 0) {
+        uint64_t mn = 0, mx = 0;
+        store_queue_bounds(b->store, topic, (int32_t)qid, &mn, &mx);
+        if ((uint64_t)want < mn || (uint64_t)want > mx) {
+            rep->code = RS_SYSTEM_ERROR;
+            proto_reply_remark(rep, "offset %lld is outside queue %lld of %.255s [%llu, %llu]",
+                               (long long)want, (long long)qid, topic, (unsigned long long)mn,
+                               (unsigned long long)mx);
+            return;
+        }
+    }
+    sb_puts(&sb, "{\"offsetTable\":{");
+    for (int q = first; q <= last; q++) {
+        uint64_t mn = 0, mx = 0, off = 0;
+        int64_t cur;
+        int have_q = store_queue_bounds(b->store, topic, q, &mn, &mx) == 0;
+
+        if (qid >= 0 && want >= 0)
+            off = (uint64_t)want;
+        else if (ts == -1)
+            off = mx;
+        else if (!have_q || store_offset_by_time(b->store, topic, q, ts, &off) != 0)
+            off = mx;
+        /* Without force only a move back is made (Java Broker2Client). */
+        if (!force && offsets_query(b->offsets, group, topic, q, &cur) == 0 && cur >= 0 &&
+            off >= (uint64_t)cur)
+            off = (uint64_t)cur;
+        if (offsets_commit(b->offsets, group, topic, q, (int64_t)off) != 0) {
+            sb_free(&sb);
+            rep->code = RS_SYSTEM_ERROR;
+            proto_reply_remark(rep, "cannot commit offset of %.255s@%.255s queue %d", topic, group,
+                               q);
+            return;
+        }
+        if (q > first)
+            sb_putc(&sb, ',');
+        mq_key(&sb, b->cfg.brokerName, topic, q);
+        sb_printf(&sb, ":%llu", (unsigned long long)off);
+    }
+    sb_puts(&sb, "}}");
+    if (sb.err) {
+        sb_free(&sb);
+        rep->err = -ENOMEM;
+        return;
+    }
+    g = cgroup_find(b, group);
+    for (size_t i = 0; g && i < g->nclients; i++) {
+        struct proto_reply r;
+        uint8_t *buf;
+        size_t blen;
+
+        if (net_conn_is_closed(g->clients[i].conn))
+            continue;
+        proto_reply_init(&r, RC_RESET_CONSUMER_CLIENT_OFFSET);
+        proto_reply_ext(&r, "topic", "%s", topic);
+        proto_reply_ext(&r, "group", "%s", group);
+        proto_reply_ext_i64(&r, "timestamp", ts);
+        proto_reply_ext(&r, "isForce", "%s", force ? "true" : "false");
+        proto_reply_body_copy(&r, sb.p, sb.len);
+        if (proto_request_encode(&r, b->next_opaque++, 1, &buf, &blen) == 0 &&
+            net_conn_send(g->clients[i].conn, buf, blen) == 0)
+            notified++;
+        proto_reply_free(&r);
+    }
+    spk_log(SPK_LOG_INFO, "broker",
+            "[reset-offset] %s@%s reset to %lld%s (queues %d..%d), %zu consumer(s) notified", topic,
+            group, (long long)ts, force ? "" : " (no move forward)", first, last, notified);
+    proto_reply_ext(rep, "notifiedConsumers", "%zu", notified);
+    body = sb_detach(&sb, &len);
+    if (body)
+        proto_reply_body(rep, body, len);
+    else
+        rep->err = -ENOMEM;
+}
+
 void
 proc_admin(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
 {
@@ -645,6 +861,24 @@ proc_admin(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         break;
     case RC_UPDATE_BROKER_CONFIG:
         update_config(b, req, &rep);
+        break;
+    case RC_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP:
+        update_group(b, req, &rep);
+        break;
+    case RC_GET_ALL_SUBSCRIPTIONGROUP_CONFIG: {
+        size_t len;
+        char *p = groups_serialize(b->groups, &len);
+        if (p)
+            proto_reply_body(&rep, p, len);
+        else
+            rep.err = -ENOMEM;
+        break;
+    }
+    case RC_DELETE_SUBSCRIPTIONGROUP:
+        delete_group(b, req, &rep);
+        break;
+    case RC_INVOKE_BROKER_TO_RESET_OFFSET:
+        reset_offset(b, req, &rep);
         break;
     default:
         rep.code = RS_NOT_SUPPORTED;

@@ -76,6 +76,18 @@ static const struct cfg_def broker_defs[] = {
     {"regionId", CFG_STRING, F(regionId), 0, 0, "DefaultRegion", NULL, 0,
      "MSG_REGION of send replies"},
     {"traceOn", CFG_BOOL, F(traceOn), 0, 1, "true", NULL, 0, "TRACE_ON of send replies"},
+    {"transactionCheckInterval", CFG_INT64, F(transactionCheckInterval), 10, 86400000, "30000",
+     NULL, CFG_RUNTIME, "ms between rounds of transaction checks (CHECK_TRANSACTION_STATE)"},
+    {"transactionTimeOut", CFG_INT64, F(transactionTimeOut), 0, 86400000, "6000", NULL,
+     CFG_RUNTIME, "ms after its birth before an unfinished transaction is first checked"},
+    {"transactionCheckMax", CFG_INT, F(transactionCheckMax), 1, 1000000, "15", NULL, CFG_RUNTIME,
+     "checks of a transaction before it is discarded (rolled back)"},
+    {"rejectTransactionMessage", CFG_BOOL, F(rejectTransactionMessage), 0, 1, "false", NULL,
+     CFG_RUNTIME, "refuse transactional (half) messages"},
+    {"rebalanceLockMaxLiveTime", CFG_INT64, F(rebalanceLockMaxLiveTime), 1, 86400000, "60000",
+     NULL, CFG_RUNTIME,
+     "ms a queue lock of an orderly consumer lives without renewal (Java's system property "
+     "rocketmq.broker.rebalance.lockMaxLiveTime)"},
 };
 #undef F
 
@@ -354,6 +366,13 @@ on_frame(void *ud, struct net_conn *c, const uint8_t *frame, size_t len)
     case RC_CONSUMER_SEND_MSG_BACK:
         proc_send_back(b, c, &req);
         break;
+    case RC_END_TRANSACTION:
+        proc_end_transaction(b, c, &req);
+        break;
+    case RC_LOCK_BATCH_MQ:
+    case RC_UNLOCK_BATCH_MQ:
+        proc_lock_batch(b, c, &req);
+        break;
     case RC_PULL_MESSAGE:
     case RC_LITE_PULL_MESSAGE:
         proc_pull(b, c, &req, frame, len, 0);
@@ -389,6 +408,10 @@ on_frame(void *ud, struct net_conn *c, const uint8_t *frame, size_t len)
     case RC_GET_BROKER_RUNTIME_INFO:
     case RC_GET_BROKER_CONFIG:
     case RC_UPDATE_BROKER_CONFIG:
+    case RC_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP:
+    case RC_GET_ALL_SUBSCRIPTIONGROUP_CONFIG:
+    case RC_DELETE_SUBSCRIPTIONGROUP:
+    case RC_INVOKE_BROKER_TO_RESET_OFFSET:
         proc_admin(b, c, &req);
         break;
     default:
@@ -543,6 +566,12 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
     rc = offsets_open(b->config_dir, &b->offsets, err, errlen);
     if (rc)
         goto fail;
+    rc = groups_open(b->config_dir, &b->groups, err, errlen);
+    if (rc)
+        goto fail;
+    rc = trans_init(b, err, errlen);
+    if (rc)
+        goto fail;
     b->store_wake = net_wakeup_add(loop, on_store_wake, b);
     if (!b->store_wake) {
         rc = -ENOMEM;
@@ -577,11 +606,15 @@ broker_create(const struct broker_config *cfg, const struct store_config *scfg,
         net_timer_add(loop, per, per, tick_clients, b);
     }
     net_timer_add(loop, 100, 100, delay_tick, b);
+    net_timer_add(loop, 100, 100, trans_tick, b);
+    net_timer_add(loop, 1000, 1000, locks_tick, b);
     *out = b;
     return 0;
 fail:
     /* The store listener stays set: store_close() stops the store's
      * threads before <b> (which the listener uses) is freed. */
+    trans_free(b);
+    groups_close(b->groups);
     if (b->offsets)
         offsets_close(b->offsets);
     if (b->topics)
@@ -646,6 +679,8 @@ broker_destroy(struct broker *b)
     if (b->sched_started)
         broker_stop(b);
     clients_free(b);
+    locks_free(b);
+    trans_free(b);
     rc = offsets_persist(b->offsets);
     if (rc)
         spk_log(SPK_LOG_ERROR, "broker", "writing consumerOffset.json failed: %s",
@@ -654,6 +689,7 @@ broker_destroy(struct broker *b)
     if (delay_persist(b))
         spk_log(SPK_LOG_ERROR, "broker", "writing delayOffset.json failed");
     offsets_close(b->offsets);
+    groups_close(b->groups);
     topics_close(b->topics);
     rc = store_close(b->store);
     pthread_mutex_destroy(&b->sched_mu);

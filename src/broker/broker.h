@@ -8,7 +8,8 @@
  *
  * Threads:
  *   loop       every request processor, parked sends and pulls, the
- *              client registries, the delay-level deliveries
+ *              client registries, the delay-level deliveries, the
+ *              transaction check-back rounds (trans.c), the queue locks
  *   scheduler  registration with the name servers (every
  *              registerNameServerPeriod and at once after a topic change)
  *              and persistence of offsets (flushConsumerOffsetInterval):
@@ -50,6 +51,11 @@ struct broker_config {
     int maxParkedSends;        /* SYNC_FLUSH sends waiting on the disk before SYSTEM_BUSY */
     char *regionId;
     int traceOn;
+    int64_t transactionCheckInterval; /* ms between check-back rounds (trans.c) */
+    int64_t transactionTimeOut;       /* ms after its birth before a half is first checked */
+    int transactionCheckMax;          /* checks before a half is discarded (rolled back) */
+    int rejectTransactionMessage;     /* refuse half messages */
+    int64_t rebalanceLockMaxLiveTime; /* ms a queue lock lives without renewal (locks.c) */
 };
 
 const struct cfg_def *broker_config_table(size_t *n);

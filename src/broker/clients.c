@@ -440,8 +440,10 @@ proc_unregister_client(struct broker *b, struct net_conn *c, const struct proto_
     } else {
         if (pg && *pg)
             remove_clients(b, cid, NULL, pg, "\x01", 0); /* producers only */
-        if (cg && *cg)
+        if (cg && *cg) {
             remove_clients(b, cid, NULL, "\x01", cg, 0); /* consumers only */
+            locks_release_client(b, cg, cid);            /* why: locks.c */
+        }
         rep.ext_present = 1;
     }
     broker_reply(b, c, req, &rep);

@@ -13,11 +13,13 @@
 #include <stdint.h>
 
 #include "broker/broker.h"
+#include "broker/groups.h"
 #include "broker/offsets.h"
 #include "broker/topics.h"
 #include "common/config.h"
 #include "net/client.h"
 #include "net/loop.h"
+#include "proto/message.h"
 #include "proto/remoting.h"
 #include "proto/reply.h"
 #include "store/store.h"
@@ -42,15 +44,24 @@ enum {
     RC_HEART_BEAT = 34,
     RC_UNREGISTER_CLIENT = 35,
     RC_CONSUMER_SEND_MSG_BACK = 36,
+    RC_END_TRANSACTION = 37,
     RC_GET_CONSUMER_LIST_BY_GROUP = 38,
+    RC_CHECK_TRANSACTION_STATE = 39,
     RC_NOTIFY_CONSUMER_IDS_CHANGED = 40,
+    RC_LOCK_BATCH_MQ = 41,
+    RC_UNLOCK_BATCH_MQ = 42,
     RC_REGISTER_BROKER = 103,
     RC_UNREGISTER_BROKER = 104,
+    RC_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+    RC_GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
     RC_GET_TOPIC_STATS_INFO = 202,
     RC_GET_CONSUMER_CONNECTION_LIST = 203,
     RC_GET_PRODUCER_CONNECTION_LIST = 204,
+    RC_DELETE_SUBSCRIPTIONGROUP = 207,
     RC_GET_CONSUME_STATS = 208,
     RC_DELETE_TOPIC_IN_BROKER = 215,
+    RC_RESET_CONSUMER_CLIENT_OFFSET = 220,
+    RC_INVOKE_BROKER_TO_RESET_OFFSET = 222,
     RC_QUERY_TOPIC_CONSUME_BY_WHO = 300,
     RC_SEND_MESSAGE_V2 = 310,
     RC_SEND_BATCH_MESSAGE = 320,
@@ -148,6 +159,7 @@ struct broker {
     struct store *store;
     struct topics *topics;
     struct offsets *offsets;
+    struct groups *groups; /* subscription groups (groups.h) */
     char config_dir[4096];
     struct cfg_target tgt[2]; /* broker settings (over cfg), store settings (over scfg) */
 
@@ -169,6 +181,9 @@ struct broker {
     struct pgroup *pgroups;
     size_t npgroups;
     int32_t next_opaque;
+
+    struct trans *trans; /* transactional messages (trans.c) */
+    struct locks *locks; /* queue locks of orderly consumers (locks.c), NULL until the first */
 
     /* delay levels */
     int64_t delay_ms[MAX_DELAY_LEVELS];
@@ -235,5 +250,24 @@ void sub_free(struct subscription *s);
 
 /* admin.c */
 void proc_admin(struct broker *b, struct net_conn *c, const struct proto_cmd *req);
+
+/* send.c, for the other processors that store messages */
+void reply_when_durable(struct broker *b, struct net_conn *c, const struct proto_cmd *req,
+                        struct proto_reply *rep, uint64_t end);
+void put_error(struct proto_reply *rep, int rc);
+
+/* trans.c */
+int trans_init(struct broker *b, char *err, size_t errlen);
+void trans_free(struct broker *b);
+void trans_tick(void *arg);
+int trans_is_prepared(const char *props, size_t len, int64_t reconsume_times);
+int trans_make_half(struct rec_msg *m, struct proto_props_buf *pb);
+void proc_end_transaction(struct broker *b, struct net_conn *c, const struct proto_cmd *req);
+
+/* locks.c */
+void proc_lock_batch(struct broker *b, struct net_conn *c, const struct proto_cmd *req);
+void locks_release_client(struct broker *b, const char *group, const char *client_id);
+void locks_tick(void *arg);
+void locks_free(struct broker *b);
 
 #endif /* SPK_BROKER_INTERNAL_H */

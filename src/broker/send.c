@@ -70,7 +70,7 @@ props_with_cluster(struct sbuf *arena, const char *src, size_t len, const char *
 }
 
 /* Parks or sends a success reply for data ending at <end>. */
-static void
+void
 reply_when_durable(struct broker *b, struct net_conn *c, const struct proto_cmd *req,
                    struct proto_reply *rep, uint64_t end)
 {
@@ -172,7 +172,7 @@ sends_drop_all(struct broker *b)
 }
 
 /* Store errors to response codes with a remark a person can act on. */
-static void
+void
 put_error(struct proto_reply *rep, int rc)
 {
     proto_reply_clear_ext(rep);
@@ -528,7 +528,7 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
     set_hosts(b, c, &m);
 
     if (!h.batch) {
-        int level = 0;
+        int level = 0, half;
 
         rc = proto_props_copy(&pb, h.props ? h.props : "", h.props ? strlen(h.props) : 0,
                               drop_internal);
@@ -540,8 +540,24 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         }
         m.props = pb.data;
         m.props_len = pb.len;
-        /* A retry that used up its attempts goes to the dead-letter queue. */
-        if (is_prefix(tc.name, RETRY_PREFIX) && h.reconsume > h.max_reconsume) {
+        half = trans_is_prepared(pb.data, pb.len, h.reconsume);
+        if (half) {
+            /* a transaction's first phase: stored aside until it ends (trans.c) */
+            if (b->cfg.rejectTransactionMessage) {
+                rep.code = RS_NO_PERMISSION;
+                proto_reply_remark(&rep,
+                                   "the broker[%s] sending transaction message is forbidden "
+                                   "(rejectTransactionMessage=true)",
+                                   b->cfg.brokerIP1);
+                goto out;
+            }
+            rc = trans_make_half(&m, &pb);
+            if (rc) {
+                put_error(&rep, rc);
+                goto out;
+            }
+        } else if (is_prefix(tc.name, RETRY_PREFIX) && h.reconsume > h.max_reconsume) {
+            /* A retry that used up its attempts goes to the dead-letter queue. */
             char dlq[300];
             int created = 0;
             snprintf(dlq, sizeof(dlq), "%s%s", DLQ_PREFIX, tc.name + strlen(RETRY_PREFIX));
@@ -578,13 +594,21 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         add_ids(b, &rep, &res, &m, 1);
         if (proto_props_get(pb.data, pb.len, "UNIQ_KEY", &v, &vl))
             proto_reply_ext(&rep, "transactionId", "%.*s", (int)vl, v);
-        /* a delayed message's reply names the queue the producer chose, as Java's does */
-        add_tail(b, &rep, level > 0 ? (int32_t)h.queue_id : m.queue_id, res.queue_off);
+        /* a delayed or half message's reply names the queue the producer chose, as Java's
+         * does; for a half, queueOffset and msgId are the half's, which END_TRANSACTION
+         * quotes back */
+        add_tail(b, &rep, level > 0 || half ? (int32_t)h.queue_id : m.queue_id, res.queue_off);
         reply_when_durable(b, c, req, &rep, res.end);
         goto out_noreply;
     }
 
     /* Batch */
+    if ((h.sysflag & REC_SYS_TX_MASK) != 0 ||
+        (h.props && trans_is_prepared(h.props, strlen(h.props), 0))) {
+        rep.code = RS_MESSAGE_ILLEGAL;
+        proto_reply_remark(&rep, "batch message does not support transaction");
+        goto out;
+    }
     if (is_prefix(tc.name, RETRY_PREFIX)) {
         rep.code = RS_MESSAGE_ILLEGAL;
         proto_reply_remark(&rep, "batch request does not support retry group %s", tc.name);
@@ -676,7 +700,7 @@ proc_send_back(struct broker *b, struct net_conn *c, const struct proto_cmd *req
     int bad = 0, created = 0, rc, level, to_dlq;
     int64_t off = ext_i64(req, "offset", -1, &bad);
     int64_t delay = ext_i64(req, "delayLevel", 0, &bad);
-    int64_t maxr = ext_i64(req, "maxReconsumeTimes", 16, &bad);
+    int64_t maxr = ext_i64(req, "maxReconsumeTimes", groups_retry_max(b->groups, group), &bad);
 
     proto_reply_init(&rep, RS_SUCCESS);
     proto_props_init(&pb);

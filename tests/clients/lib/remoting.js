@@ -115,7 +115,8 @@ class FrameReader {
 
 /*
  * One connection with request/response matching by opaque. Responses may
- * come in any order. Server-initiated requests are counted and ignored.
+ * come in any order. Server-initiated requests are counted and handed to
+ * onRequest(header, body) when it is set (else ignored).
  */
 class Conn {
   constructor(addr) {
@@ -127,6 +128,7 @@ class Conn {
     this.closed = false;
     this.serverRequests = 0;
     this.stray = [];
+    this.onRequest = null;
   }
 
   connect(timeoutMs = 3000) {
@@ -175,6 +177,7 @@ class Conn {
     const h = f.header;
     if ((h.flag & 1) === 0) {
       this.serverRequests++;
+      if (this.onRequest) this.onRequest(h, f.body);
       return;
     }
     const p = this.pending.get(h.opaque);
