@@ -96,6 +96,12 @@ int spk_message_set_keys(spk_message *m, const char *keys);
 int spk_message_set_property(spk_message *m, const char *name, const char *value);
 /* Delay level 1..18 (1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h); 0 = none. */
 int spk_message_set_delay_level(spk_message *m, int level);
+/*
+ * Delivery at <epoch_ms> (property TIMER_DELIVER_MS), for brokers with
+ * RocketMQ 5's timer wheel. Brokers without it, sprocketd among them,
+ * refuse such a message (SPK_EBROKER) rather than deliver it early.
+ */
+int spk_message_set_deliver_time(spk_message *m, int64_t epoch_ms);
 /* The flag field RocketMQ carries untouched from producer to consumer. */
 void spk_message_set_flag(spk_message *m, int32_t flag);
 

@@ -540,6 +540,18 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         }
         m.props = pb.data;
         m.props_len = pb.len;
+        if (proto_props_get(pb.data, pb.len, "TIMER_DELIVER_MS", &v, &vl) ||
+            proto_props_get(pb.data, pb.len, "TIMER_DELAY_SEC", &v, &vl) ||
+            proto_props_get(pb.data, pb.len, "TIMER_DELAY_MS", &v, &vl)) {
+            /* Delivery at an arbitrary time needs RocketMQ 5's timer wheel,
+             * which this broker does not have. Storing the message as a
+             * plain one would deliver it at once: refuse it instead, as a
+             * Java broker with timerWheelEnable=false does. */
+            rep.code = RS_MESSAGE_ILLEGAL;
+            proto_reply_remark(&rep, "delivery-time (timer) messages are not supported by this "
+                                     "broker; use a delay level (property DELAY) instead");
+            goto out;
+        }
         half = trans_is_prepared(pb.data, pb.len, h.reconsume);
         if (half) {
             /* a transaction's first phase: stored aside until it ends (trans.c) */

@@ -216,6 +216,17 @@ spk_message_set_delay_level(spk_message *m, int level)
     return cl_message_put(m, "DELAY", buf);
 }
 
+int
+spk_message_set_deliver_time(spk_message *m, int64_t epoch_ms)
+{
+    char buf[32];
+
+    if (!m || epoch_ms <= 0)
+        return -EINVAL;
+    snprintf(buf, sizeof(buf), "%lld", (long long)epoch_ms);
+    return cl_message_put(m, "TIMER_DELIVER_MS", buf);
+}
+
 void
 spk_message_set_flag(spk_message *m, int32_t flag)
 {
