@@ -23,6 +23,7 @@ usage(FILE *out)
           "  bench store       measure the message store against same-run baselines\n"
           "  bench produce     send messages to a running broker (raw remoting, pipelined)\n"
           "  bench consume     pull a topic back from a running broker\n"
+          "  bench e2e         producer -> broker -> consumer latency at a fixed rate\n"
           "  produce           send messages (arguments or stdin lines) to a topic\n"
           "  consume           consume a topic and print its messages\n"
           "\n"
@@ -52,6 +53,8 @@ bench(int argc, char **argv)
         return cmd_bench_produce(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "consume") == 0)
         return cmd_bench_consume(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "e2e") == 0)
+        return cmd_bench_e2e(argc - 1, argv + 1);
     return cmd_bench(argc, argv);
 }
 

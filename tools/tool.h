@@ -34,6 +34,8 @@ int cmd_bench(int argc, char **argv);
  */
 int cmd_bench_produce(int argc, char **argv);
 int cmd_bench_consume(int argc, char **argv);
+/* `sprocket bench e2e` (bench_e2e.c): producer -> broker -> consumer latency. */
+int cmd_bench_e2e(int argc, char **argv);
 
 /* `sprocket produce` and `sprocket consume` (cmd_client.c), over libsprocket. */
 int cmd_produce(int argc, char **argv);
