@@ -198,7 +198,7 @@ run() {
     fi
 }
 
-p_async=""; p_batch=""; p_sync=""
+p_async=""; p_batch=""; p_sync=""; p_e2e=""; p_e2e_sync=""
 c_warm=""; c_32d=""; c_larged=""; c_32h=""; c_largeh=""; c_32z=""; c_largez=""
 topic=BenchTopic
 addr=""
@@ -213,6 +213,8 @@ if start_broker async ASYNC_FLUSH; then
     echo "  b) produce 1 KiB in batches of 32, 16 connections x 4 in flight"
     run p_batch produce --addr="$addr" --topic=$topic --queues=8 \
         --conns=16 --inflight=4 --size=1024 --batch=32 --messages=4000000 --seconds=8
+    echo "  e) end to end (send -> long-polling consumer), 1 KiB at 10,000 msgs/s"
+    run p_e2e e2e --addr="$addr" --topic=BenchE2E --create-topic --rate=10000 --duration=5
     stop_broker
     # Reads run on a restarted broker, so none competes with the writeback
     # of what a and b wrote; three ways of sending the records, the
@@ -303,8 +305,16 @@ echo "== broker: SYNC_FLUSH =="
 if start_broker sync SYNC_FLUSH; then
     addr=127.0.0.1:$broker_port
     echo "  d) produce 1 KiB, 1 msg/request, 64 connections x 16 in flight (1024)"
+    echo "     and beside it f) end to end at 1,000 msgs/s (the latency under that load)"
+    timeout 120 "$bin" bench e2e --addr="$addr" --topic=BenchE2E --create-topic --rate=1000 \
+        --duration=6 >"$work/e2e-sync.out" 2>&1 &
+    e2e_pid=$!
     run p_sync produce --addr="$addr" --topic=$topic --create-topic --queues=8 \
         --conns=64 --inflight=16 --size=1024 --batch=1 --messages=1000000 --seconds=10
+    wait "$e2e_pid" || broker_failed=1
+    sed '$d' "$work/e2e-sync.out" | sed 's/^/    /'
+    last=$(tail -n 1 "$work/e2e-sync.out")
+    case $last in "{"*) p_e2e_sync=$last ;; *) printf '    %s\n' "$last" ;; esac
     stop_broker
 else
     broker_failed=1
@@ -333,6 +343,9 @@ cz_msgs=$(num "$c_32z" msgs_s); lz_msgs=$(num "$c_largez" msgs_s)
 d_msgs=$(num "$p_sync" msgs_s); d_p50=$(num "$p_sync" p50_us); d_p99=$(num "$p_sync" p99_us)
 d_p999=$(num "$p_sync" p999_us); d_p9999=$(num "$p_sync" p9999_us)
 d_err=$(num "$p_sync" errors); d_fto=$(num "$p_sync" flush_timeouts)
+e_p50=$(num "$p_e2e" p50_us); e_p99=$(num "$p_e2e" p99_us); e_p999=$(num "$p_e2e" p999_us)
+f_p50=$(num "$p_e2e_sync" p50_us); f_p99=$(num "$p_e2e_sync" p99_us)
+f_p999=$(num "$p_e2e_sync" p999_us)
 re_rps=$(rfield "$r_everysec" 1); re_p50=$(rfield "$r_everysec" 2); re_p99=$(rfield "$r_everysec" 3)
 ra_rps=$(rfield "$r_always" 1); ra_p50=$(rfield "$r_always" 2); ra_p99=$(rfield "$r_always" 3)
 
@@ -371,6 +384,12 @@ t_sync=$(both "$(ge "$d_msgs" 250000)" "$(ge "$d_vs_r" 3)")
 [ "$d_vs_r" = null ] && [ "$d_msgs" != null ] && t_sync=$(ge "$d_msgs" 250000)
 t_consume=$(ge "$c_msgs" 600000)
 t_large=$(ge "$l_msgs" 2000000)
+le() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "null" || b == "null") print "null"; else print (a + 0 <= b + 0) ? "true" : "false" }'
+}
+t_e2e=$(both "$(le "$e_p50" 60)" "$(le "$e_p99" 200)")
+t_e2e_sync=$(le "$f_p50" 1500)
 
 echo
 echo "== broker figures (1 KiB messages; server and load share the 2 vCPUs) =="
@@ -393,6 +412,10 @@ printf '%-46s %12s   mapping / copied: %s\n' "c' large pulls: copied | from the 
     "$(fmt "$lh_msgs") | $(fmt "$lz_msgs")" "$(ratio "$lz_msgs" "$lh_msgs")"
 row "d sync, 1/request, 64 x 16" "$(fmt "$d_msgs")" "$(ms "$d_p50")" "$(ms "$d_p99")" \
     "$(ms "$d_p999")" "$(ms "$d_p9999")" "$(fmt "$ra_rps")" "${d_vs_r#null}"
+row "e end to end, async, 10,000 msgs/s" "" "$(ms "$e_p50")" "$(ms "$e_p99")" \
+    "$(ms "$e_p999")" "" "" ""
+row "f end to end, sync, 1,000/s beside d" "" "$(ms "$f_p50")" "$(ms "$f_p99")" \
+    "$(ms "$f_p999")" "" "" ""
 if [ $redis_ok -eq 1 ]; then
     echo "Redis: XADD s * f <1 KiB>, redis-benchmark -c 50 -P 16 -n 200000; everysec for a," \
         "always for d (p50/p99 ms: everysec $re_p50/$re_p99, always $ra_p50/$ra_p99)"
@@ -405,6 +428,8 @@ echo "  batch 32:        >= 700,000 msgs/s                              $(mark "
 echo "  sync:            >= 250,000 msgs/s and >= 3x Redis always       $(mark "$t_sync")"
 echo "  consume 32/pull: >= 600,000 msgs/s                              $(mark "$t_consume")"
 echo "  large pulls:     >= 2,000,000 msgs/s                            $(mark "$t_large")"
+echo "  end to end async, 10 k/s: p50 <= 60 us, p99 <= 200 us           $(mark "$t_e2e")"
+echo "  end to end sync, under load: p50 <= 1.5 ms                      $(mark "$t_e2e_sync")"
 
 echo
 printf '{"bench":"all","store":%s,"broker":{"async_msgs_s":%s,"async_p50_us":%s,"async_p99_us":%s,' \
@@ -428,6 +453,11 @@ printf '"redis_always_rps":%s,"redis_always_p50_ms":%s,"redis_always_p99_ms":%s,
 printf '"async_vs_redis":%s,"sync_vs_redis":%s,' "$a_vs_r" "$d_vs_r"
 printf '"async_target_met":%s,"batch_target_met":%s,"sync_target_met":%s,' \
     "$t_async" "$t_batch" "$t_sync"
+printf '"e2e_async_p50_us":%s,"e2e_async_p99_us":%s,"e2e_async_p999_us":%s,' \
+    "$e_p50" "$e_p99" "$e_p999"
+printf '"e2e_sync_p50_us":%s,"e2e_sync_p99_us":%s,"e2e_sync_p999_us":%s,' \
+    "$f_p50" "$f_p99" "$f_p999"
+printf '"e2e_async_target_met":%s,"e2e_sync_target_met":%s,' "$t_e2e" "$t_e2e_sync"
 printf '"consume_target_met":%s,"large_pull_target_met":%s}}\n' "$t_consume" "$t_large"
 
 [ $store_rc -ne 0 ] && exit $store_rc
