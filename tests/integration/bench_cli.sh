@@ -148,5 +148,38 @@ else
     pass "no progress line when stderr is not a terminal"
 fi
 
+# --- end to end: every message sent arrives, percentiles in order
+"$SPROCKET" bench e2e --addr="$bc_addr" --topic=BenchE2E --create-topic --rate=2000 \
+    --duration=1 >"$T_WORK/e2e.out" 2>"$T_WORK/e2e.err"
+rc=$?
+"$NODE" -e '
+const fs = require("fs");
+const lines = fs.readFileSync(process.argv[1], "utf8").trim().split("\n");
+let j;
+try { j = JSON.parse(lines[lines.length - 1]); } catch (e) { console.log("FAIL e2e: no JSON"); process.exit(1); }
+const bad = [];
+if (j.bench !== "e2e") bad.push("bench=" + j.bench);
+if (!(j.sent >= 1500)) bad.push("sent=" + j.sent);
+if (j.received !== j.sent) bad.push(`received ${j.received} of ${j.sent}`);
+if (j.errors !== 0 || j.failed !== false) bad.push(`errors=${j.errors} failed=${j.failed}`);
+const pct = ["p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us"];
+for (let i = 0; i < pct.length; i++) {
+    if (!(j[pct[i]] > 0)) bad.push(pct[i] + "=" + j[pct[i]]);
+    if (i && j[pct[i - 1]] > j[pct[i]]) bad.push(pct[i - 1] + " > " + pct[i]);
+}
+console.log(bad.length ? "FAIL e2e: " + bad.join(", ")
+    : `PASS e2e: ${j.received} of ${j.sent} received, p50 ${j.p50_us} us, p99 ${j.p99_us} us`);
+process.exit(bad.length ? 1 : 0);
+' "$T_WORK/e2e.out" >"$T_WORK/e2e.check" 2>&1
+check_outcome e2e $?
+[ $rc -eq 0 ] || fail "bench e2e exited with status $rc: $(tail -n 2 "$T_WORK/e2e.err")"
+"$SPROCKET" bench e2e --rate=0 >/dev/null 2>"$T_WORK/e2e-bad.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- "--rate wants a number" "$T_WORK/e2e-bad.err"; then
+    pass "bench e2e --rate=0: exit 2, $(head -n 1 "$T_WORK/e2e-bad.err")"
+else
+    fail "bench e2e --rate=0: exit $rc, $(head -n 1 "$T_WORK/e2e-bad.err")"
+fi
+
 daemon_stop bc
 t_finish
