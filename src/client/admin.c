@@ -27,6 +27,7 @@
 #include "common/sbuf.h"
 #include "net/client.h"
 #include "proto/message.h"
+#include "store/record.h"
 
 /* Request codes (PROTOCOL.md 3.1). */
 enum {
@@ -54,11 +55,7 @@ enum {
     RQ_QUERY_TOPIC_CONSUME_BY_WHO = 300,
 };
 
-#define MSG_MAGIC_V1 0xDAA320A7u
-#define MSG_MAGIC_V2 0xDAA320ABu
 #define MSG_SYS_COMPRESSED 0x1
-#define MSG_SYS_BORN_V6 0x10
-#define MSG_SYS_STORE_V6 0x20
 #define BODY_INFLATE_MAX (64u << 20) /* a compressed body may not claim more */
 #define PULL_SYS_SUBSCRIPTION 0x4
 
@@ -1651,99 +1648,55 @@ parse_props(struct adm_msg *m, const char *props, size_t len)
     return 0;
 }
 
-/* Decodes the record at p[0..avail); *used = its size. INV-3. */
+/*
+ * Decodes the record at p[0..avail); *used = its size. The structure is
+ * checked by the store's record parser (INV-3: it reads nothing outside
+ * the buffer); CRCs are not, so a damaged record can still be shown.
+ */
 static int
 decode_one(const uint8_t *p, size_t avail, struct adm_msg *m, size_t *used)
 {
-    size_t pos, total, tlen, plen, blen;
-    int born_len, store_len;
-    uint32_t magic;
-    const uint8_t *born, *store;
-    int32_t born_port, store_port;
+    struct rec_view v;
+    const char *why = NULL;
+    int rl;
 
     memset(m, 0, sizeof(*m));
-    if (avail < 8)
+    rl = rec_parse(p, avail, REC_ANY_POS, REC_CHECK_NONE, &v, &why);
+    if (rl <= 0)
         return SPK_EFORMAT;
-    total = be_get32(p);
-    magic = be_get32(p + 4);
-    if ((magic != MSG_MAGIC_V1 && magic != MSG_MAGIC_V2) || total > avail || total < 91)
-        return SPK_EFORMAT;
-    m->store_size = (int32_t)total;
-    m->body_crc = be_get32(p + 8);
-    m->queue_id = (int32_t)be_get32(p + 12);
-    m->flag = (int32_t)be_get32(p + 16);
-    m->queue_off = (int64_t)be_get64(p + 20);
-    m->phys_off = (int64_t)be_get64(p + 28);
-    m->sysflag = (int32_t)be_get32(p + 36);
-    m->born_ts = (int64_t)be_get64(p + 40);
-    born_len = (m->sysflag & MSG_SYS_BORN_V6) ? 16 : 4;
-    store_len = (m->sysflag & MSG_SYS_STORE_V6) ? 16 : 4;
-    pos = 48;
-    /* fixed part up to BODYLEN: 48 + born + 4 + 8 + store + 4 + 4 + 8 + 4 */
-    if (total < pos + (size_t)born_len + (size_t)store_len + 32)
-        return SPK_EFORMAT;
-    born = p + pos;
-    pos += (size_t)born_len;
-    born_port = (int32_t)be_get32(p + pos);
-    pos += 4;
-    m->store_ts = (int64_t)be_get64(p + pos);
-    pos += 8;
-    store = p + pos;
-    pos += (size_t)store_len;
-    store_port = (int32_t)be_get32(p + pos);
-    pos += 4;
-    m->reconsume_times = (int32_t)be_get32(p + pos);
-    pos += 4;
-    m->prepared_tx_off = (int64_t)be_get64(p + pos);
-    pos += 8;
-    blen = be_get32(p + pos);
-    pos += 4;
-    if (blen > total - pos)
-        return SPK_EFORMAT;
-    {
-        const uint8_t *body = p + pos;
-        pos += blen;
-        if (magic == MSG_MAGIC_V2) {
-            if (total - pos < 2)
-                return SPK_EFORMAT;
-            tlen = be_get16(p + pos);
-            pos += 2;
-        } else {
-            if (total - pos < 1)
-                return SPK_EFORMAT;
-            tlen = p[pos++];
-        }
-        if (tlen > total - pos)
-            return SPK_EFORMAT;
-        m->topic = strndup((const char *)p + pos, tlen);
-        pos += tlen;
-        if (total - pos < 2)
-            return SPK_EFORMAT;
-        plen = be_get16(p + pos);
-        pos += 2;
-        if (plen > total - pos)
-            return SPK_EFORMAT;
-        if (!m->topic || parse_props(m, (const char *)p + pos, plen) != 0)
-            return -ENOMEM;
-        if ((m->sysflag & MSG_SYS_COMPRESSED) && blen > 0) {
-            int ctype = (m->sysflag >> 8) & 0x7;
-            if ((ctype == 0 || ctype == 3) && inflate_body(body, blen, &m->body, &m->body_len) == 0)
-                m->body_compressed = 1;
-            else
-                m->body_compressed = 2;
-        }
-        if (m->body_compressed != 1) {
-            m->body = malloc(blen ? blen : 1);
-            if (!m->body)
-                return -ENOMEM;
-            memcpy(m->body, body, blen);
-            m->body_len = blen;
-        }
+    m->store_size = (int32_t)v.total;
+    m->body_crc = v.body_crc;
+    m->queue_id = v.queue_id;
+    m->flag = v.flag;
+    m->queue_off = (int64_t)v.queue_off;
+    m->phys_off = (int64_t)v.phys_off;
+    m->sysflag = v.sysflag;
+    m->born_ts = v.born_ts;
+    m->store_ts = v.store_ts;
+    m->reconsume_times = v.reconsume_times;
+    m->prepared_tx_off = v.prepared_tx_offset;
+    m->topic = strndup(v.topic, v.topic_len);
+    if (!m->topic || parse_props(m, v.props, v.props_len) != 0)
+        return -ENOMEM;
+    if ((m->sysflag & MSG_SYS_COMPRESSED) && v.body_len > 0) {
+        int ctype = (m->sysflag >> 8) & 0x7;
+        if ((ctype == 0 || ctype == 3) &&
+            inflate_body(v.body, v.body_len, &m->body, &m->body_len) == 0)
+            m->body_compressed = 1;
+        else
+            m->body_compressed = 2;
     }
-    fmt_host(born, born_len, born_port, m->born_host, sizeof(m->born_host));
-    fmt_host(store, store_len, store_port, m->store_host, sizeof(m->store_host));
-    fmt_offset_id(store, store_len, store_port, m->phys_off, m->offset_id);
-    *used = total;
+    if (m->body_compressed != 1) {
+        m->body = malloc(v.body_len ? v.body_len : 1);
+        if (!m->body)
+            return -ENOMEM;
+        memcpy(m->body, v.body, v.body_len);
+        m->body_len = v.body_len;
+    }
+    fmt_host(v.born_host, v.born_host_len, v.born_port, m->born_host, sizeof(m->born_host));
+    fmt_host(v.store_host, v.store_host_len, v.store_port, m->store_host, sizeof(m->store_host));
+    fmt_offset_id(v.store_host, v.store_host_len, v.store_port, m->phys_off, m->offset_id);
+    *used = (size_t)rl;
     return 0;
 }
 
