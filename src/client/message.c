@@ -10,6 +10,7 @@
  *          reply frame may be freed at once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,44 +564,84 @@ cl_decode_messages(const uint8_t *body, size_t len, const char *broker, spk_mess
     return count;
 }
 
-/* UNIQ_KEY layout (PROTOCOL.md 4.7): ip(4) pid(2) random(4) ms since the
- * start of the month(4) counter(2). */
-void
-cl_uniq_id(char out[33])
-{
-    static atomic_uint counter;
-    static _Atomic uint32_t salt;
-    static const char hex[] = "0123456789ABCDEF";
-    uint8_t b[16];
-    uint32_t s = atomic_load(&salt), ms;
-    uint16_t cnt = (uint16_t)atomic_fetch_add(&counter, 1);
-    pid_t pid = getpid();
-    time_t now = time(NULL);
-    struct tm tm;
-    int64_t month_start, wall = spk_wall_ms();
-    int i;
+/*
+ * UNIQ_KEY layout (PROTOCOL.md 4.7): ip(4) pid(2) random(4) ms since the
+ * start of the month(4) counter(2). The pid, the random salt and the
+ * month's start are computed once (getpid and the time-zone lookup behind
+ * mktime cost a system call each, per message otherwise) and again in a
+ * forked child, which must not repeat its parent's ids.
+ */
+static pthread_mutex_t uniq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t uniq_once = PTHREAD_ONCE_INIT;
+static int uniq_ready;
+static uint32_t uniq_pid, uniq_salt;
+static int64_t uniq_month_start, uniq_month_end;
 
-    if (s == 0) {
-        s = (uint32_t)spk_mono_ns() ^ ((uint32_t)pid << 16) ^ (uint32_t)now;
-        if (s == 0)
-            s = 1;
-        atomic_store(&salt, s);
-    }
+static void
+uniq_after_fork(void)
+{
+    uniq_ready = 0; /* the child is single-threaded here */
+}
+
+static void
+uniq_register(void)
+{
+    pthread_atfork(NULL, NULL, uniq_after_fork);
+}
+
+/* The month containing <wall_ms>, local time, as RocketMQ's ids count. */
+static void
+uniq_month(int64_t wall_ms)
+{
+    time_t now = (time_t)(wall_ms / 1000);
+    struct tm tm;
+
     localtime_r(&now, &tm);
     tm.tm_mday = 1;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    month_start = (int64_t)mktime(&tm) * 1000;
-    ms = (uint32_t)(wall - month_start);
+    tm.tm_isdst = -1;
+    uniq_month_start = (int64_t)mktime(&tm) * 1000;
+    tm.tm_mon++;
+    tm.tm_isdst = -1;
+    uniq_month_end = (int64_t)mktime(&tm) * 1000;
+}
+
+void
+cl_uniq_id(char out[33])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static uint16_t counter;
+    int64_t wall = spk_wall_ms();
+    uint32_t ms, pid, salt;
+    uint16_t cnt;
+    uint8_t b[16];
+    int i;
+
+    pthread_once(&uniq_once, uniq_register);
+    pthread_mutex_lock(&uniq_lock);
+    if (!uniq_ready) {
+        uniq_pid = (uint32_t)getpid();
+        uniq_salt = (uint32_t)spk_mono_ns() ^ (uniq_pid << 16) ^ (uint32_t)wall;
+        uniq_month(wall);
+        uniq_ready = 1;
+    }
+    if (wall >= uniq_month_end || wall < uniq_month_start)
+        uniq_month(wall);
+    ms = (uint32_t)(wall - uniq_month_start);
+    pid = uniq_pid;
+    salt = uniq_salt;
+    cnt = counter++;
+    pthread_mutex_unlock(&uniq_lock);
     b[0] = 127;
     b[1] = 0;
     b[2] = 0;
     b[3] = 1;
     b[4] = (uint8_t)(pid >> 8);
     b[5] = (uint8_t)pid;
-    b[6] = (uint8_t)(s >> 24);
-    b[7] = (uint8_t)(s >> 16);
-    b[8] = (uint8_t)(s >> 8);
-    b[9] = (uint8_t)s;
+    b[6] = (uint8_t)(salt >> 24);
+    b[7] = (uint8_t)(salt >> 16);
+    b[8] = (uint8_t)(salt >> 8);
+    b[9] = (uint8_t)salt;
     b[10] = (uint8_t)(ms >> 24);
     b[11] = (uint8_t)(ms >> 16);
     b[12] = (uint8_t)(ms >> 8);
