@@ -1621,7 +1621,7 @@ run_orderly(spk_consumer *c, struct task *t)
         return;
     }
     pq->consuming = 1;
-    while (done < ORDERLY_BATCH && orderly_ok(pq, spk_mono_ms())) {
+    while (done < ORDERLY_BATCH && !c->stopping && orderly_ok(pq, spk_mono_ms())) {
         struct entry *e = NULL;
         spk_consume_result r;
         size_t i;
