@@ -25,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/errors.h"
+#include "net/client.h"
 
 #define NBUCKETS 256u
 #define READ_CHUNK 65536u
@@ -92,34 +93,6 @@ int
 cl_conn_dead(const struct cl_conn *c)
 {
     return atomic_load(&((struct cl_conn *)c)->dead);
-}
-
-static int
-parse_addr(const char *addr, struct sockaddr_in *sa)
-{
-    char host[64];
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long port;
-    size_t hl;
-
-    if (!colon)
-        return -EINVAL;
-    hl = (size_t)(colon - addr);
-    if (hl == 0 || hl >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, addr, hl);
-    host[hl] = 0;
-    errno = 0;
-    port = strtol(colon + 1, &end, 10);
-    if (errno || *end || port <= 0 || port > 65535)
-        return -EINVAL;
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return -EINVAL;
-    return 0;
 }
 
 /* Removes and returns the pending entry for <opaque>; plock held. */
@@ -280,9 +253,8 @@ cl_conn_open(const char *addr, int timeout_ms, cl_request_fn on_request, void *o
     int fd, rc, one = 1;
     struct timeval tv;
 
-    rc = parse_addr(addr, &sa);
-    if (rc)
-        return rc;
+    if (net_parse_addr(addr, &sa) != 0)
+        return -EINVAL;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;

@@ -851,6 +851,26 @@ out:
 }
 
 /* ----- asynchronous and oneway sends ----------------------------------- */
+/*
+ * Encodes a message the caller keeps untouched (it is const): the UNIQ_KEY
+ * goes on a copy.
+ */
+static int
+encode_const(spk_producer *p, const spk_message *m, struct send_ctx **out)
+{
+    spk_message *copy;
+    int rc = check_message(p, m);
+
+    if (rc)
+        return rc;
+    copy = cl_message_clone(m);
+    if (!copy)
+        return -ENOMEM;
+    rc = encode_single(p, copy, 0, out);
+    spk_message_destroy(copy);
+    return rc;
+}
+
 static int async_attempt(struct send_ctx *x);
 
 static void
@@ -917,23 +937,13 @@ int
 spk_producer_send_async(spk_producer *p, const spk_message *m, spk_send_cb cb, void *ud)
 {
     struct send_ctx *x = NULL;
-    spk_message *copy;
     int rc;
 
     if (!p || !cb)
         return -EINVAL;
     if (!p->started)
         return SPK_ESTATE;
-    rc = check_message(p, m);
-    if (rc)
-        return rc;
-    /* The caller's message stays untouched (it is const): the UNIQ_KEY goes
-     * on a copy. */
-    copy = cl_message_clone(m);
-    if (!copy)
-        return -ENOMEM;
-    rc = encode_single(p, copy, 0, &x);
-    spk_message_destroy(copy);
+    rc = encode_const(p, m, &x);
     if (rc)
         return rc;
     x->cb = cb;
@@ -956,7 +966,6 @@ spk_producer_send_oneway(spk_producer *p, const spk_message *m)
 {
     struct send_ctx *x = NULL;
     struct proto_reply req;
-    spk_message *copy;
     char addr[64];
     int rc;
 
@@ -964,14 +973,7 @@ spk_producer_send_oneway(spk_producer *p, const spk_message *m)
         return -EINVAL;
     if (!p->started)
         return SPK_ESTATE;
-    rc = check_message(p, m);
-    if (rc)
-        return rc;
-    copy = cl_message_clone(m);
-    if (!copy)
-        return -ENOMEM;
-    rc = encode_single(p, copy, 0, &x);
-    spk_message_destroy(copy);
+    rc = encode_const(p, m, &x);
     if (rc)
         return rc;
     rc = pick_queue(x, 0);

@@ -23,8 +23,8 @@
 #include "common/errors.h"
 #include "proto/remoting.h"
 
-static int
-parse_addr(const char *addr, struct sockaddr_in *sa)
+int
+net_parse_addr(const char *addr, struct sockaddr_in *sa)
 {
     char host[64];
     const char *colon = strrchr(addr, ':');
@@ -77,7 +77,7 @@ do_connect(const char *addr, int64_t deadline, int *out)
     struct sockaddr_in sa;
     int fd, rc, one = 1;
 
-    rc = parse_addr(addr, &sa);
+    rc = net_parse_addr(addr, &sa);
     if (rc)
         return rc;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -216,7 +216,7 @@ net_client_create(const char *addr, struct net_client **out)
     struct net_client *cl;
     struct sockaddr_in sa;
 
-    if (strlen(addr) >= sizeof(cl->addr) || parse_addr(addr, &sa) != 0)
+    if (strlen(addr) >= sizeof(cl->addr) || net_parse_addr(addr, &sa) != 0)
         return SPK_EFORMAT;
     cl = calloc(1, sizeof(*cl));
     if (!cl)

@@ -25,6 +25,14 @@
 int net_call(const char *addr, const uint8_t *req, size_t len, int32_t opaque, int timeout_ms,
              uint8_t **resp, size_t *resp_len);
 
+struct sockaddr_in;
+
+/*
+ * Parses "ip:port" (IPv4, or "localhost") into *sa. Returns 0 or
+ * SPK_EFORMAT.
+ */
+int net_parse_addr(const char *addr, struct sockaddr_in *sa);
+
 struct net_client;
 
 /* A client for <addr> ("ip:port"); no connection is made yet. */
