@@ -343,6 +343,14 @@ int spk_consumer_set_listener(spk_consumer *c, spk_message_cb cb, void *ud);
 int spk_consumer_set_orderly_listener(spk_consumer *c, spk_message_cb cb, void *ud);
 
 int spk_consumer_start(spk_consumer *c);
+/*
+ * Begins shutting down without waiting (any thread, a listener too): no
+ * new message goes to the listener, and a listener that returns
+ * SPK_CONSUME_LATER from now on leaves its message unconsumed (delivered
+ * again after a restart) instead of sending it back to the broker.
+ * spk_consumer_destroy completes the shutdown. Idempotent.
+ */
+void spk_consumer_shutdown(spk_consumer *c);
 /* Shuts down (if started): finishes callbacks in progress, commits
  * offsets, unlocks queues, unregisters; frees <c>. */
 void spk_consumer_destroy(spk_consumer *c);

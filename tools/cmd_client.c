@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "client/admin.h"
+#include "common/errors.h"
 #include "common/sbuf.h"
 #include "sprocket.h"
 
@@ -114,6 +116,38 @@ json_message(struct sbuf *sb, const spk_message *m)
     sb_puts(sb, "},\"body\":");
     sb_json_str(sb, body ? body : "", blen);
     sb_puts(sb, "}\n");
+}
+
+/*
+ * Asks the name servers for <topic>'s route before starting, so that an
+ * address with nobody behind it is reported at once, naming it, instead
+ * of as retries in the background. 0: the topic has a route; 1: the name
+ * server answered but does not know the topic (it may come); -1: no name
+ * server answered (message printed).
+ */
+static int
+probe_namesrv(const char *cmd, const char *ns, const char *topic)
+{
+    struct adm *a = NULL;
+    struct adm_route *r = NULL;
+    char err[256];
+    int rc;
+
+    if (adm_create(ns, 3000, &a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sprocket %s: bad name server address: %s\n", cmd, err);
+        return -1;
+    }
+    rc = adm_route(a, topic, &r);
+    if (rc == 0) {
+        adm_route_free(r);
+    } else if (rc != SPK_ENOROUTE) {
+        fprintf(stderr, "sprocket %s: %s; is sprocketd running there? pass the right "
+                "-n ip:port\n", cmd, adm_error(a));
+        adm_destroy(a);
+        return -1;
+    }
+    adm_destroy(a);
+    return rc == 0 ? 0 : 1;
 }
 
 /* ----- produce ---------------------------------------------------------- */
@@ -304,6 +338,7 @@ cmd_produce(int argc, char **argv)
     long r, sent = 0, failed = 0;
     int c, rc, ret = TOOL_EXIT_OK, k;
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a pipe sees each line as it is made */
     memset(&o, 0, sizeof(o));
     o.group = "sprocket_produce";
     o.repeat = 1;
@@ -419,6 +454,10 @@ cmd_produce(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "sprocket produce: bad option: %s\n", spk_strerror(rc));
         ret = TOOL_EXIT_USAGE;
+        goto out;
+    }
+    if (probe_namesrv("produce", o.ns, o.topic) < 0) {
+        ret = TOOL_EXIT_FAIL;
         goto out;
     }
     rc = spk_producer_start(p);
@@ -785,6 +824,17 @@ cmd_consume(int argc, char **argv)
         ret = TOOL_EXIT_USAGE;
         goto out;
     }
+    switch (probe_namesrv("consume", ns, topic)) {
+    case -1:
+        ret = TOOL_EXIT_FAIL;
+        goto out;
+    case 1:
+        fprintf(stderr, "sprocket consume: topic %s does not exist yet; waiting for it "
+                "(create it with 'sprocket updateTopic')\n", topic);
+        break;
+    default:
+        break;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     st.last_ms = start = spk_mono_ms();
@@ -807,7 +857,13 @@ cmd_consume(int argc, char **argv)
             spk_message **msgs = NULL;
             size_t n = 0, k;
 
-            rc = spk_consumer_poll(cons, 200, 32, &msgs, &n);
+            size_t want = 32;
+
+            pthread_mutex_lock(&st.lock);
+            if (st.limit && (size_t)(st.limit - st.count) < want)
+                want = (size_t)(st.limit - st.count); /* never poll what is not printed */
+            pthread_mutex_unlock(&st.lock);
+            rc = want ? spk_consumer_poll(cons, 200, want, &msgs, &n) : 0;
             pthread_mutex_lock(&st.lock);
             for (k = 0; k < n && (!st.limit || st.count < st.limit); k++)
                 emit(&st, msgs[k], wall_us());
@@ -828,6 +884,9 @@ cmd_consume(int argc, char **argv)
         if (idle && now - last >= idle * 1000)
             break;
     }
+    /* Held listeners (past --count) may return only once the library
+     * stops: their "later" then leaves the message for the next run. */
+    spk_consumer_shutdown(cons);
     pthread_mutex_lock(&st.lock);
     st.stopping = 1;
     pthread_cond_broadcast(&st.cond);

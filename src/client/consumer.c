@@ -6,7 +6,9 @@
  * offset to pull, the messages pulled and not yet consumed (a ring in
  * offset order), and the offset to commit, which is the offset of the
  * oldest message not yet consumed (or the next pull offset when none is
- * outstanding). One asynchronous pull per pq is in flight at a time; its
+ * outstanding). One asynchronous pull per pq and generation is in flight
+ * at a time (a seek starts a new generation at once; the old long poll's
+ * reply is dropped when it comes); its
  * reply (on a connection's reader thread) adds messages and starts the
  * next pull unless the pq holds pullThresholdForQueue messages, in which
  * case the scheduler's tick resumes it once consumption catches up.
@@ -182,6 +184,7 @@ create(const char *group, enum ckind kind, spk_consumer **out)
 
     if (!group || !*group || strlen(group) > 255 || !out)
         return -EINVAL;
+    cl_log_default();
     c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
@@ -1099,7 +1102,8 @@ pull_done(void *ud, int err, const struct proto_cmd *cmd, const uint8_t *frame, 
             rc = cl_decode_messages(cmd->body, cmd->body_len, pq->q.broker, &msgs, &n, &cap);
     }
     pthread_mutex_lock(&c->lock);
-    pq->pulling = 0;
+    if (x->gen == pq->gen) /* else a seek already let a newer pull start */
+        pq->pulling = 0;
     pq->refs--;
     if (pq->dropped || x->gen != pq->gen || c->stopping) {
         pthread_mutex_unlock(&c->lock);
@@ -1236,7 +1240,8 @@ flush_pulls(spk_consumer *c)
         proto_reply_free(&req);
         if (rc) {
             pthread_mutex_lock(&c->lock);
-            pq->pulling = 0;
+            if (x->gen == pq->gen)
+                pq->pulling = 0;
             pq->refs--;
             pq->pull_after_ms = spk_mono_ms() + PULL_ERROR_DELAY_MS;
             pthread_mutex_unlock(&c->lock);
@@ -1828,6 +1833,7 @@ reset_queue(spk_consumer *c, const char *topic, const char *broker, int qid, int
             continue;
         ring_clear(pq);
         pq->gen++; /* INV-4: pulls in flight are from before the reset */
+        pq->pulling = 0; /* so the next pull starts now, not when that one returns */
         pq->next_offset = offset;
         ring_advance(pq);
         pq->committed = offset;
@@ -1992,6 +1998,24 @@ spk_consumer_start(spk_consumer *c)
 }
 
 void
+spk_consumer_shutdown(spk_consumer *c)
+{
+    struct pq *pq;
+
+    if (!c || !c->started)
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (!c->stopping) {
+        /* Stop handing out work; pulls in flight are from before the stop. */
+        for (pq = c->pqs; pq; pq = pq->next)
+            pq->gen++;
+        c->stopping = 1;
+        pthread_cond_broadcast(&c->task_cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
 spk_consumer_destroy(spk_consumer *c)
 {
     struct task *t;
@@ -2001,12 +2025,9 @@ spk_consumer_destroy(spk_consumer *c)
     if (!c)
         return;
     if (c->started) {
+        spk_consumer_shutdown(c);
         pthread_mutex_lock(&c->lock);
-        /* Stop handing out work, let running callbacks finish. */
-        for (pq = c->pqs; pq; pq = pq->next)
-            pq->gen++;
-        c->stopping = 1;
-        pthread_cond_broadcast(&c->task_cond);
+        /* Let running callbacks finish. */
         while (c->running_tasks > 0)
             pthread_cond_wait(&c->idle_cond, &c->lock);
         pthread_mutex_unlock(&c->lock);
@@ -2201,6 +2222,7 @@ spk_consumer_seek(spk_consumer *c, const spk_queue *q, int64_t offset)
         e->state = E_DONE;
     }
     pq->gen++; /* INV-4 */
+    pq->pulling = 0; /* the long poll in flight is stale: pull again now */
     pq->next_offset = offset;
     ring_advance(pq);
     pq->committed = offset;

@@ -207,6 +207,9 @@ void cl_heartbeat_all(struct cl_instance *in);
 void cl_unregister_all(struct cl_instance *in, const char *producer_group,
                        const char *consumer_group);
 
+/* Applies the library's default log level (warn) once, unless chosen. */
+void cl_log_default(void);
+
 /* Remembers a broker refusal for spk_last_broker_error (this thread). */
 void cl_set_broker_error(int code, const char *remark);
 

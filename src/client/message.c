@@ -671,9 +671,26 @@ spk_version(void)
     return "0.4.0";
 }
 
+static atomic_int log_level_chosen;
+
+/*
+ * The library's default log level is warn (sprocket.h), while the
+ * project's logger starts at info: the first producer or consumer applies
+ * the default, unless the program chose a level first.
+ */
+void
+cl_log_default(void)
+{
+    int no = 0;
+
+    if (atomic_compare_exchange_strong(&log_level_chosen, &no, 1))
+        spk_log_set_level(SPK_LOG_WARN);
+}
+
 void
 spk_set_log_level(int level)
 {
+    atomic_store(&log_level_chosen, 1);
     if (level < SPK_LOG_DEBUG)
         level = SPK_LOG_DEBUG;
     if (level > SPK_LOG_ERROR)

@@ -124,6 +124,7 @@ spk_producer_create(const char *group, spk_producer **out)
 
     if (!group || !*group || strlen(group) > 255 || !out)
         return -EINVAL;
+    cl_log_default();
     p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;

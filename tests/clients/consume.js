@@ -31,6 +31,8 @@
  *                 "queues" are the queues of TOPIC this process owns now;
  *                 pulledTags counts messages in PULL replies before
  *                 ali-ons' own tag filter (to see the broker's filter).
+ *   FULL=1        OUT records also carry "body" (the body as a string) and
+ *                 "props" (every property, system ones included)
  *   MAX_MS        own deadline (120000): exit 2 if EXPECT was not met
  *   ROUTE_POLL_MS, HEARTBEAT_MS, PERSIST_MS, REBALANCE_MS: ali-ons intervals
  *
@@ -53,6 +55,7 @@ const durationMs = c.envInt('DURATION_MS', 0);
 const failMode = c.envStr('FAIL_MODE', 'none');
 const maxMs = c.envInt('MAX_MS', 120000);
 const statusPath = c.envStr('STATUS', '');
+const full = c.envBool('FULL');
 const out = new c.JsonlWriter(c.envStr('OUT', ''));
 const logErr = c.rateLimiter();
 
@@ -148,6 +151,10 @@ async function handler(msg, mq) {
     bi: b.bi,
     len: msg.body ? msg.body.length : 0,
   };
+  if (full) {
+    rec.body = msg.body ? msg.body.toString() : null;
+    rec.props = Object.assign({}, msg.properties);
+  }
   if (finishing) return; /* closing: do not log what will be redelivered */
   out.write(rec);
   delivered++;

@@ -9,6 +9,8 @@
  *   COUNT        messages to send (100); START first index (0)
  *   TAGS         comma list, used round robin over the indexes (TagA)
  *   KEY_PREFIX   message key = KEY_PREFIX + index (k-)
+ *   EXTRA_KEY    a second key for every message (none): keys "KEY EXTRA_KEY"
+ *   PROPS        user properties of every message, "name=value,name=value"
  *   GROUP        producer group (PG_SPROCKET_TEST)
  *   CONCURRENCY  sends in flight (32)
  *   BODY_SIZE    pad the JSON body to this many bytes (0 = no padding;
@@ -43,6 +45,12 @@ async function main() {
   const start = c.envInt('START', 0);
   const tags = c.envStr('TAGS', 'TagA').split(',').map(s => s.trim()).filter(Boolean);
   const keyPrefix = c.envStr('KEY_PREFIX', 'k-');
+  const extraKey = c.envStr('EXTRA_KEY', '');
+  const props = c.envStr('PROPS', '').split(',').filter(Boolean).map(p => {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new Error(`PROPS entry '${p}' is not name=value`);
+    return [ p.slice(0, eq), p.slice(eq + 1) ];
+  });
   const group = c.envStr('GROUP', 'PG_SPROCKET_TEST');
   const concurrency = Math.max(1, c.envInt('CONCURRENCY', 32));
   const bodySize = c.envInt('BODY_SIZE', 0);
@@ -82,7 +90,8 @@ async function main() {
     const tag = tags[i % tags.length];
     for (;;) {
       const msg = new Message(topic, tag, body(i, key));
-      msg.keys = [ key ];
+      msg.keys = extraKey ? [ key, extraKey ] : [ key ];
+      for (const [ name, value ] of props) msg.properties[name] = value;
       try {
         const r = await producer.send(msg);
         const rec = {

@@ -15,7 +15,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-tests=${TESTS:-startup protocol limits cli_admin alions_basic alions_tags alions_retry_dlq alions_kill9 alions_cluster hostile trans bench_cli}
+tests=${TESTS:-startup protocol limits cli_admin alions_basic alions_tags alions_retry_dlq alions_kill9 alions_cluster hostile trans examples interop models_cluster models_order models_broadcast models_misc models_retry models_tx models_failover bench_cli}
 limit=${TEST_TIMEOUT:-150}
 
 sh "$root/scripts/bootstrap_node.sh" || {
