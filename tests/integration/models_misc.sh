@@ -269,6 +269,17 @@ for cmd in produce consume; do
     fi
 done
 
+# A delivery-time (timer) message: this broker has no timer wheel, so it
+# refuses the message instead of delivering it at once.
+"$SPROCKET" produce -n "$NS" -t MiscLite -p "TIMER_DELIVER_MS=$(( $(date +%s) * 1000 + 60000 ))" \
+    timed >"$T_WORK/timer.out" 2>"$T_WORK/timer.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "code 13 delivery-time (timer) messages are not supported" "$T_WORK/timer.err"; then
+    pass "timer message refused: $(grep -m 1 'code 13' "$T_WORK/timer.err")"
+else
+    fail "timer message: exit $rc, stderr [$(tr '\n' '|' <"$T_WORK/timer.err" | head -c 300)]"
+fi
+
 daemon_stop sd
 # The clients' stderr: a sanitizer build reports there.
 san=$(grep -El "$T_SAN_RE" "$T_WORK"/*.err 2>/dev/null | head -n 3)
