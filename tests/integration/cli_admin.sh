@@ -19,7 +19,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 t_init cli_admin
 
-SPROCKET=${SPROCKET:-$T_ROOT/build/sprocket}
+SPROCKET=${SPROCKET:-$(dirname "$SPROCKETD")/sprocket}
 if [ ! -x "$SPROCKET" ]; then
     echo "SKIP $T_NAME: $SPROCKET not built"
     exit 77
