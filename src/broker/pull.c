@@ -125,7 +125,8 @@ park(struct broker *b, struct net_conn *c, const uint8_t *frame, size_t len, con
     p->conn = c;
     p->next = b->pulls;
     b->pulls = p;
-    b->npulls++;
+    if (b->npulls++ == 0)
+        store_set_eager_dispatch(b->store, 1); /* someone waits for the next message */
 }
 
 static void
@@ -140,7 +141,8 @@ resume(struct broker *b, struct parked_pull *p)
     net_conn_put(p->conn);
     free(p->frame);
     free(p);
-    b->npulls--;
+    if (--b->npulls == 0)
+        store_set_eager_dispatch(b->store, 0);
 }
 
 void

