@@ -397,7 +397,8 @@ add_queues(spk_queue **arr, size_t *n, const char *topic, const char *broker, in
 
     if (count <= 0)
         return 0;
-    if (count > 1024)
+    /* A route comes from the network: bound what it may make us allocate. */
+    if (count > 1024 || *n + (size_t)count > 65536)
         return SPK_EFORMAT;
     na = realloc(*arr, (*n + (size_t)count) * sizeof(*na));
     if (!na)
@@ -415,8 +416,8 @@ add_queues(spk_queue **arr, size_t *n, const char *topic, const char *broker, in
 }
 
 /* Builds a route from a TopicRouteData body (PROTOCOL.md 3.8.1). */
-static int
-parse_route(const char *topic, const uint8_t *body, size_t len, struct cl_route **out)
+int
+cl_route_parse(const char *topic, const uint8_t *body, size_t len, struct cl_route **out)
 {
     cJSON *root = fjson_parse((const char *)body, len), *bd, *qd, *e;
     struct cl_route *r;
@@ -522,7 +523,7 @@ fetch_route(struct cl_instance *in, const char *topic)
         cl_set_broker_error(cmd.code, cmd.remark);
         rc = SPK_ENOROUTE;
     } else {
-        rc = parse_route(topic, cmd.body, cmd.body_len, &r);
+        rc = cl_route_parse(topic, cmd.body, cmd.body_len, &r);
     }
     proto_cmd_free(&cmd);
     free(frame);

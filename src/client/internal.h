@@ -151,6 +151,12 @@ struct cl_route {
 };
 
 void cl_route_free(struct cl_route *r);
+/*
+ * Parses a TopicRouteData body (fastjson or standard JSON) into a new
+ * route for <topic>. Returns 0, SPK_EFORMAT (hostile or malformed body)
+ * or -ENOMEM.
+ */
+int cl_route_parse(const char *topic, const uint8_t *body, size_t len, struct cl_route **out);
 
 /* ----- the instance (instance.c) ---------------------------------------- */
 struct cl_instance;

@@ -21,10 +21,13 @@ srcs_message="src/proto/message.c src/common/errors.c"
 srcs_namesrv="src/namesrv/namesrv.c src/proto/remoting.c src/proto/reply.c src/common/fjson.c \
     src/common/sbuf.c src/common/log.c src/common/errors.c"
 srcs_fjson="src/common/fjson.c src/common/sbuf.c src/common/log.c src/common/errors.c"
+srcs_client="src/client/message.c src/client/instance.c src/client/conn.c src/net/client.c \
+    src/proto/remoting.c src/proto/reply.c src/proto/message.c src/store/record.c src/common/crc.c \
+    src/common/fjson.c src/common/sbuf.c src/common/log.c src/common/errors.c"
 fail=0
-for t in remoting record message namesrv fjson; do
+for t in remoting record message namesrv fjson client; do
     eval srcs=\$srcs_$t
-    (cd "$top" && clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc \
+    (cd "$top" && clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -Iinclude \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         "tests/fuzz/fuzz_$t.c" $srcs -lcjson -ldeflate -lz -o "$out/fuzz_$t") || exit 2
     echo "=== fuzz_$t for ${secs}s"
