@@ -106,7 +106,7 @@ struct pq {
     /* ring of pulled messages in offset order */
     struct entry *ring;
     size_t head, count, cap;
-    size_t queued; /* entries not yet handed out (lite) */
+    size_t queued; /* entries in state E_QUEUED (lite: not polled yet) */
     /* orderly */
     int locked;
     int64_t lock_ms;
@@ -550,8 +550,22 @@ ring_push(struct pq *pq, spk_message *m)
         e->state = E_QUEUED;
         e->local_retries = 0;
         pq->count++;
+        pq->queued++;
     }
     return 0;
+}
+
+/*
+ * Is the pq's buffer full (no pull until consumption catches up)? A push
+ * consumer counts every message not yet consumed (pullThresholdForQueue);
+ * a lite pull consumer counts what the application has not polled yet
+ * (pollBufferSize): polled messages wait only for a commit, and a program
+ * that commits rarely must not stall its own polls.
+ */
+static int
+pq_full(const spk_consumer *c, const struct pq *pq)
+{
+    return (c->kind == CK_LITE ? pq->queued : pq->count) >= (size_t)c->threshold;
 }
 
 /* The entry holding <offset>, by binary search (offsets ascend). */
@@ -606,6 +620,8 @@ ring_clear(struct pq *pq)
         /* An entry a task or poller holds is left to it (it checks gen). */
         if (e->state == E_TAKEN)
             continue;
+        if (e->state == E_QUEUED)
+            pq->queued--;
         spk_message_destroy(e->m);
         e->m = NULL;
         e->state = E_DONE;
@@ -684,8 +700,10 @@ dispatch(spk_consumer *c, struct pq *pq, size_t first)
             struct entry *e = ring_at(pq, i);
 
             if (e->state == E_QUEUED) {
-                if (c->kind == CK_PUSH)
+                if (c->kind == CK_PUSH) {
                     e->state = E_TAKEN;
+                    pq->queued--;
+                }
                 task_push(c, pq, c->kind == CK_PUSH ? e->m : NULL, e->offset, 0);
             }
         }
@@ -1155,7 +1173,7 @@ pull_done(void *ud, int err, const struct proto_cmd *cmd, const uint8_t *frame, 
         dispatch(c, pq, first);
         again = 1;
     }
-    if (again && pq->count < (size_t)c->threshold)
+    if (again && !pq_full(c, pq))
         pull_start(c, pq);
     pthread_mutex_unlock(&c->lock);
     flush_pulls(c);
@@ -1556,10 +1574,12 @@ mark_done(spk_consumer *c, struct pq *pq, int64_t offset)
 {
     struct entry *e = ring_find(pq, offset);
 
+    if (e && e->state == E_QUEUED)
+        pq->queued--;
     if (e)
         e->state = E_DONE;
     ring_advance(pq);
-    if (!pq->pulling && pq->count < (size_t)c->threshold)
+    if (!pq->pulling && !pq_full(c, pq))
         pull_start(c, pq);
 }
 
@@ -1641,6 +1661,7 @@ run_orderly(spk_consumer *c, struct task *t)
         if (!e)
             break;
         e->state = E_TAKEN;
+        pq->queued--;
         off = e->offset;
         pthread_mutex_unlock(&c->lock);
         r = c->cb(e->m, c->cb_ud);
@@ -1673,6 +1694,7 @@ run_orderly(spk_consumer *c, struct task *t)
             }
         }
         e->state = E_QUEUED;
+        pq->queued++;
         pq->suspend_until_ms = spk_mono_ms() + c->suspend_ms;
         break;
     }
@@ -1687,7 +1709,7 @@ run_orderly(spk_consumer *c, struct task *t)
         }
         /* else the tick re-dispatches once the pause ends or the lock returns */
     }
-    if (!pq->pulling && pq->count < (size_t)c->threshold)
+    if (!pq->pulling && !pq_full(c, pq))
         pull_start(c, pq);
     pthread_cond_broadcast(&c->idle_cond);
     pthread_mutex_unlock(&c->lock);
@@ -1766,7 +1788,7 @@ consumer_tick(void *owner, int64_t now)
     for (pq = c->pqs; pq; pq = pq->next) {
         if (pq->dropped)
             continue;
-        if (!pq->pulling && now >= pq->pull_after_ms && pq->count < (size_t)c->threshold)
+        if (!pq->pulling && now >= pq->pull_after_ms && !pq_full(c, pq))
             pull_start(c, pq);
         if (c->mode == CM_ORDERLY && pq->count > 0 && !pq->task_queued && !pq->consuming &&
             orderly_ok(pq, now)) {
@@ -2157,6 +2179,11 @@ spk_consumer_poll(spk_consumer *c, int timeout_ms, size_t max, spk_message ***ms
                 break;
             }
             e->state = E_TAKEN;
+            t->pq->queued--;
+            /* The application owns a copy now; the entry only keeps its
+             * offset until the commit. */
+            spk_message_destroy(e->m);
+            e->m = NULL;
             out[cnt++] = m;
             if (remember_poll(c, t->pq, t->offset) != 0)
                 e->state = E_DONE; /* cannot track it: count it consumed */
@@ -2221,6 +2248,7 @@ spk_consumer_seek(spk_consumer *c, const spk_queue *q, int64_t offset)
         e->m = NULL;
         e->state = E_DONE;
     }
+    pq->queued = 0;
     pq->gen++; /* INV-4 */
     pq->pulling = 0; /* the long poll in flight is stale: pull again now */
     pq->next_offset = offset;
