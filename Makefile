@@ -59,8 +59,11 @@ EXAMPLES   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 UNIT       := $(BUILD)/tests/unit
 CRASH_BINS := $(patsubst tests/crash/%.c,$(BUILD)/tests/%,$(CRASH_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/replay_%,$(FUZZ_NAMES))
+# The reliability workload driver: an outside program (public header and
+# libsprocket.a only) that writes a queue history for the checker.
+DRIVER     := $(BUILD)/tests/driver
 
-.PHONY: all bootstrap test unit-tests test-bins run bench fuzz check-headers clean format
+.PHONY: all bootstrap test unit-tests test-bins run bench reliability fuzz check-headers clean format
 all: bootstrap $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES)
 
 bootstrap:
@@ -112,6 +115,12 @@ $(BUILD)/examples/%: examples/%.c $(LIBSPROCKET) include/sprocket.h
 	    $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer) \
 	    -o $@ $< $(LIBSPROCKET) $(LDFLAGS) $(LDLIBS)
 
+$(DRIVER): tests/reliability/driver.c $(LIBSPROCKET) include/sprocket.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -pthread \
+	    $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer) \
+	    -o $@ $< $(LIBSPROCKET) $(LDFLAGS) $(LDLIBS)
+
 $(SPROCKETD): $(call obj,$(DAEMON_SRC)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(DAEMON_SRC)) $(LIBS) $(LDLIBS)
 
@@ -126,13 +135,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
+# The queue-history checker (RELIABILITY.md section 5), run by
+# tests/checker/run.sh.
+$(BUILD)/tests/qcheck: $(BUILD)/obj/tests/checker/qcheck.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 # A fuzz target linked with a plain main() that replays its corpus, so
 # `make test` re-runs every committed input under the sanitizers.
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS) $(LDLIBS)
 
-test-bins: $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY)
+test-bins: $(SPROCKET) $(SPROCKETD) $(LIBSPROCKET) $(EXAMPLES) $(UNIT) $(CRASH_BINS) $(FUZZ_REPLAY) \
+           $(BUILD)/tests/qcheck \
+           $(DRIVER)
 
 # Keep the crash tools' objects (built by a pattern rule, so make would
 # otherwise treat them as intermediate and delete them after each link).
@@ -162,6 +179,10 @@ run: all
 
 bench: all
 	sh tests/bench.sh $(BUILD)
+
+# The long tier of the reliability suite (hours): T1_CYCLES, STORE_CYCLES.
+reliability: all $(BUILD)/tests/qcheck $(DRIVER) $(CRASH_BINS)
+	sh tests/reliability/run.sh $(BUILD)
 
 # Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target;
 # new inputs land in tests/fuzz/corpus/<target>.

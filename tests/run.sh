@@ -9,17 +9,23 @@
 #   crash   tests/crash/kill9.sh (kill -9 cycles on a store);
 #   fuzz    tests/fuzz/replay.sh: every committed fuzz corpus replayed;
 #   tools   tests/tools/store_tools.sh (`sprocket store check` and `dump`);
+#   checker tests/checker/run.sh: the queue-history checker qcheck on its
+#           hand-written and generated histories;
 #   integration  tests/integration/run.sh: real sprocketd processes (the
 #           sanitizer build) driven by the ali-ons clients; a sanitizer
 #           report in a daemon's log fails its test;
 #   tsan    tests/tsan.sh on the SAN=thread build in TSAN_BUILD (default
 #           build/tsan): the store's threads under ThreadSanitizer.
+#   reliability  tests/reliability/t1_kill9.sh, the quick tier of T1: a
+#           real broker SIGKILLed under load RELIABILITY_CYCLES times (default
+#           3) per flush mode, then drained and checked.
 # A suite fails when its command fails OR when its output holds a
 # sanitizer report: a leak found at a test process's exit, for example,
 # does not change Criterion's verdict, so the output is checked here.
 # Prints one summary line per suite and a final "N passed, N failed".
 #
 # Environment: JOBS (default 2), CYCLES (kill -9 cycles, default 50),
+# RELIABILITY_CYCLES (broker kill -9 cycles per flush mode, default 3),
 # SUITES (default "unit crash"), CRITERION_ARGS (extra runner options,
 # e.g. --filter='store/*'), KEEP_LOGS=1 to keep the logs directory.
 set -u
@@ -27,7 +33,7 @@ set -u
 build=${1:?usage: sh tests/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=${JOBS:-2}
-suites=${SUITES:-unit fuzz crash tools integration tsan}
+suites=${SUITES:-unit fuzz crash tools checker integration tsan reliability}
 
 # abort_on_error makes a report kill the process (a crash Criterion sees);
 # leaks are checked at every process exit; UBSan stops at the first report.
@@ -202,6 +208,32 @@ run_integration() {
     total_fail=$((total_fail + ifail))
 }
 
+# T1's quick tier. Its own cycle count: CYCLES belongs to the crash suite.
+run_reliability() {
+    name=reliability
+    log=$logs/$name.log
+    n=${RELIABILITY_CYCLES:-3}
+    echo "=== $name tests: reliability/t1_kill9.sh (CYCLES=$n per flush mode)"
+    CYCLES=$n sh "$here/reliability/t1_kill9.sh" "$build" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    status=ok
+    [ "$rc" -ne 0 ] && status="FAILED (exit $rc)"
+    if sanitizer_reports "$log" >"$logs/$name.san"; then
+        echo "run.sh: sanitizer report(s) in the $name tests:"
+        cat "$logs/$name.san"
+        status="FAILED (sanitizer report)"
+        rc=1
+    fi
+    if [ "$rc" -eq 0 ]; then
+        total_pass=$((total_pass + 1))
+        add_summary "$name: $status: 1 passed, 0 failed"
+    else
+        total_fail=$((total_fail + 1))
+        add_summary "$name: $status: 0 passed, 1 failed"
+    fi
+}
+
 for s in $suites; do
     case $s in
     integration) run_integration ;;
@@ -209,6 +241,8 @@ for s in $suites; do
     crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-50})" ;;
     fuzz) run_script fuzz fuzz/replay.sh ;;
     tools) run_script tools tools/store_tools.sh ;;
+    checker) run_script checker checker/run.sh ;;
+    reliability) run_reliability ;;
     tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}
           run_script tsan tsan.sh; build=$build_saved ;;
     *)
