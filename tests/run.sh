@@ -208,32 +208,6 @@ run_integration() {
     total_fail=$((total_fail + ifail))
 }
 
-# T1's quick tier. Its own cycle count: CYCLES belongs to the crash suite.
-run_reliability() {
-    name=reliability
-    log=$logs/$name.log
-    n=${RELIABILITY_CYCLES:-3}
-    echo "=== $name tests: reliability/t1_kill9.sh (CYCLES=$n per flush mode)"
-    CYCLES=$n sh "$here/reliability/t1_kill9.sh" "$build" >"$log" 2>&1
-    rc=$?
-    cat "$log"
-    status=ok
-    [ "$rc" -ne 0 ] && status="FAILED (exit $rc)"
-    if sanitizer_reports "$log" >"$logs/$name.san"; then
-        echo "run.sh: sanitizer report(s) in the $name tests:"
-        cat "$logs/$name.san"
-        status="FAILED (sanitizer report)"
-        rc=1
-    fi
-    if [ "$rc" -eq 0 ]; then
-        total_pass=$((total_pass + 1))
-        add_summary "$name: $status: 1 passed, 0 failed"
-    else
-        total_fail=$((total_fail + 1))
-        add_summary "$name: $status: 0 passed, 1 failed"
-    fi
-}
-
 for s in $suites; do
     case $s in
     integration) run_integration ;;
@@ -242,7 +216,9 @@ for s in $suites; do
     fuzz) run_script fuzz fuzz/replay.sh ;;
     tools) run_script tools tools/store_tools.sh ;;
     checker) run_script checker checker/run.sh ;;
-    reliability) run_reliability ;;
+    # T1's quick tier; its own cycle count (CYCLES belongs to the crash suite).
+    reliability) T1_CYCLES=${RELIABILITY_CYCLES:-3}; export T1_CYCLES
+                 run_script reliability "reliability/t1_kill9.sh" ;;
     tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}
           run_script tsan tsan.sh; build=$build_saved ;;
     *)

@@ -27,7 +27,7 @@ row() {
 }
 
 t0=$(date +%s)
-CYCLES=$t1_cycles sh "$here/t1_kill9.sh" "$build" >"$logs/t1.log" 2>&1
+T1_CYCLES=$t1_cycles sh "$here/t1_kill9.sh" "$build" >"$logs/t1.log" 2>&1
 rc=$?
 for mode in SYNC_FLUSH ASYNC_FLUSH; do
     line=$(grep "^t1: $mode: " "$logs/t1.log" | tail -n 1)

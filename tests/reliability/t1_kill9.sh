@@ -21,7 +21,7 @@
 # come back, or a failed check fails the run; the work directory is kept.
 #
 # Environment:
-#   CYCLES     kills per mode (default 5)
+#   T1_CYCLES  kills per mode (else CYCLES, else 5)
 #   MODES      flush modes (default "SYNC_FLUSH ASYNC_FLUSH")
 #   EPOCH      kills per store before it is checked and replaced (default 25)
 #   PRODUCERS  driver producers (default 4)
@@ -33,7 +33,7 @@
 set -u
 
 build=${1:-build}
-cycles=${CYCLES:-5}
+cycles=${T1_CYCLES:-${CYCLES:-5}}
 modes=${MODES:-SYNC_FLUSH ASYNC_FLUSH}
 epoch=${EPOCH:-25}
 producers=${PRODUCERS:-4}
