@@ -11,6 +11,10 @@
 # until it serves the topic again. The driver keeps sending throughout and
 # records the failed and indeterminate sends.
 #
+# At the last kill of each store, a copy of the killed store is recovered
+# twice by BUILD_DIR/tests/recover_twice, which must find the two results
+# byte-identical (recovery is idempotent).
+#
 # Every EPOCH cycles (and after the last one) the epoch is checked and a
 # fresh store begins, so that nothing grows with CYCLES:
 #   1. the driver is stopped and `driver drain` reads every queue from 0;
@@ -55,8 +59,9 @@ sprocketd=$build/sprocketd
 sprocket=$build/sprocket
 driver=$build/tests/driver
 qcheck=$build/tests/qcheck
+recover_twice=$build/tests/recover_twice
 
-for b in "$sprocketd" "$sprocket" "$driver" "$qcheck"; do
+for b in "$sprocketd" "$sprocket" "$driver" "$qcheck" "$recover_twice"; do
     if [ ! -x "$b" ]; then
         echo "t1: $b not found (make $b)" >&2
         exit 2
@@ -267,6 +272,7 @@ for mode in $modes; do
     qcheck_skipped=0
     recover_max=0
     recover_sum=0
+    twice_checks=0
     cycle=0
     begin_epoch
     while [ "$cycle" -lt "$cycles" ]; do
@@ -282,6 +288,23 @@ for mode in $modes; do
             grep -E -A 10 "$SAN_RE" "$edir/broker.log" | head -n 40
             fail "sanitizer report from the broker"
         fi
+        # The last kill of each store: recovering twice must give a
+        # byte-identical store (on a copy; the broker restarts on the
+        # original).
+        if [ "$((epoch_cycles + 1))" -ge "$epoch" ] || [ "$cycle" -ge "$cycles" ]; then
+            rm -rf "$edir/twice"
+            cp -a "$store" "$edir/twice" || fail "copying the store for the second recovery"
+            # shellcheck disable=SC2086 # index_args is a list of words
+            if ! "$recover_twice" "$edir/twice" --flushDiskType="$mode" \
+                --mappedFileSizeCommitLog="$seg_size" --maxMessageSize="$max_msg" \
+                --mappedFileSizeConsumeQueue=20000 $index_args >"$edir/twice.out" 2>&1; then
+                cat "$edir/twice.out"
+                violations=$((violations + 1))
+                fail "recovering the store twice did not give identical files (copy in $edir/twice)"
+            fi
+            rm -rf "$edir/twice"
+            twice_checks=$((twice_checks + 1))
+        fi
         r0=$(now_ms)
         start_broker
         wait_serving 60 "$topic" || fail "the broker did not serve again within 60 s after a kill at ${ms} ms"
@@ -296,7 +319,7 @@ for mode in $modes; do
     done
     end_epoch
     secs=$(($(date +%s) - t0))
-    line="t1: $mode: $cycles kills in $epoch_no store(s), $acked_total acked sends, $violations violations, restart to serving avg $((recover_sum / (cycles > 0 ? cycles : 1))) ms max $recover_max ms, ${secs} s"
+    line="t1: $mode: $cycles kills in $epoch_no store(s), $acked_total acked sends, $violations violations, restart to serving avg $((recover_sum / (cycles > 0 ? cycles : 1))) ms max $recover_max ms, $twice_checks second recoveries byte-identical, ${secs} s"
     if [ "$qcheck_skipped" = 1 ]; then
         line="$line (history NOT checked: $qcheck not built yet)"
     fi
