@@ -16,9 +16,11 @@
 #           report in a daemon's log fails its test;
 #   tsan    tests/tsan.sh on the SAN=thread build in TSAN_BUILD (default
 #           build/tsan): the store's threads under ThreadSanitizer.
-#   reliability  tests/reliability/t1_kill9.sh, the quick tier of T1: a
-#           real broker SIGKILLed under load RELIABILITY_CYCLES times (default
-#           3) per flush mode, then drained and checked.
+#   reliability  the quick tier of every tests/reliability/tN_*.sh (the
+#           long tier is `make reliability`): T1 a real broker SIGKILLed under
+#           load RELIABILITY_CYCLES times (default 3) per flush mode, then
+#           drained and checked; power cuts, torn tails, bit flips, disk
+#           full, fault sweeps, hostile clients, metadata under crash.
 # A suite fails when its command fails OR when its output holds a
 # sanitizer report: a leak found at a test process's exit, for example,
 # does not change Criterion's verdict, so the output is checked here.
@@ -216,9 +218,14 @@ for s in $suites; do
     fuzz) run_script fuzz fuzz/replay.sh ;;
     tools) run_script tools tools/store_tools.sh ;;
     checker) run_script checker checker/run.sh ;;
-    # T1's quick tier; its own cycle count (CYCLES belongs to the crash suite).
+    # The quick tier of every reliability test (their own defaults; T1's
+    # cycle count from RELIABILITY_CYCLES, as CYCLES belongs to the crash
+    # suite), one summary line each.
     reliability) T1_CYCLES=${RELIABILITY_CYCLES:-3}; export T1_CYCLES
-                 run_script reliability "reliability/t1_kill9.sh" ;;
+                 for t in "$here"/reliability/t[0-9]*_*.sh; do
+                     t=$(basename "$t" .sh)
+                     run_script "reliability-$t" "reliability/$t.sh"
+                 done ;;
     tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}
           run_script tsan tsan.sh; build=$build_saved ;;
     *)
