@@ -8,7 +8,10 @@
 # test), a topic of 8 queues, and `driver send` (4 producers) writing the
 # history in the background. Then CYCLES times: sleep a random 0.2-3 s,
 # SIGKILL the broker, restart it on the same store and ports, and wait
-# until it serves the topic again. The driver keeps sending throughout and
+# until it serves the topic again. Every second kill is aimed instead: it
+# comes within ~10 ms of a new CommitLog segment or ConsumeQueue file
+# appearing (segment preparation, a queue switching files), or after the
+# random time if none appears. The driver keeps sending throughout and
 # records the failed and indeterminate sends.
 #
 # At the last kill of each store, a copy of the killed store is recovered
@@ -107,6 +110,11 @@ fail() {
     fi
     keep=1
     exit 1
+}
+
+# file_count: CommitLog segments plus ConsumeQueue files of the store.
+file_count() {
+    find "$store/commitlog" "$store/consumequeue" -type f 2>/dev/null | wc -l
 }
 
 # start_broker: sprocketd on $store and the ports of this epoch, in the
@@ -273,17 +281,32 @@ for mode in $modes; do
     recover_max=0
     recover_sum=0
     twice_checks=0
+    hot_kills=0
     cycle=0
     begin_epoch
     while [ "$cycle" -lt "$cycles" ]; do
         cycle=$((cycle + 1))
         ms=$((200 + $(rand 2801)))
-        sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        how=random
+        if [ $((cycle % 2)) -eq 0 ]; then
+            # Aimed: 0.2 s of load, then the kill as soon as a CommitLog
+            # segment or a ConsumeQueue file appears (the next segment
+            # being prepared, a queue switching files), within ~10 ms.
+            sleep 0.2
+            hot_files=$(file_count)
+            hot_end=$(($(now_ms) + ms))
+            while [ "$(file_count)" = "$hot_files" ] && [ "$(now_ms)" -lt "$hot_end" ]; do
+                sleep 0.01
+            done
+            [ "$(file_count)" != "$hot_files" ] && how=aimed && hot_kills=$((hot_kills + 1))
+        else
+            sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        fi
         kill -0 "$driver_pid" 2>/dev/null || fail "the driver died: $(tail -n 3 "$edir/driver.log")"
         kill -0 "$broker_pid" 2>/dev/null || fail "the broker died before the kill"
         kill -KILL "$broker_pid"
         wait "$broker_pid" 2>/dev/null
-        echo "$(date +%T) --- SIGKILL after ${ms} ms (cycle $cycle)" >>"$edir/broker.log"
+        echo "$(date +%T) --- SIGKILL ($how) after ${ms} ms (cycle $cycle)" >>"$edir/broker.log"
         if grep -Eq "$SAN_RE" "$edir/broker.log"; then
             grep -E -A 10 "$SAN_RE" "$edir/broker.log" | head -n 40
             fail "sanitizer report from the broker"
@@ -319,7 +342,7 @@ for mode in $modes; do
     done
     end_epoch
     secs=$(($(date +%s) - t0))
-    line="t1: $mode: $cycles kills in $epoch_no store(s), $acked_total acked sends, $violations violations, restart to serving avg $((recover_sum / (cycles > 0 ? cycles : 1))) ms max $recover_max ms, $twice_checks second recoveries byte-identical, ${secs} s"
+    line="t1: $mode: $cycles kills in $epoch_no store(s), $acked_total acked sends, $violations violations, restart to serving avg $((recover_sum / (cycles > 0 ? cycles : 1))) ms max $recover_max ms, $hot_kills kills aimed at a new file, $twice_checks second recoveries byte-identical, ${secs} s"
     if [ "$qcheck_skipped" = 1 ]; then
         line="$line (history NOT checked: $qcheck not built yet)"
     fi
