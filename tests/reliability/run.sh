@@ -4,41 +4,71 @@
 #
 #   sh tests/reliability/run.sh [BUILD_DIR]
 #
-# Runs, and prints one table of test, cycles, violations and time:
-#   T1     t1_kill9.sh: a real broker SIGKILLed under load, T1_CYCLES
-#          (default 1000) kills per flush mode, histories checked by qcheck;
-#   T1s    tests/crash/kill9.sh: store-level kill -9 cycles (STORE_CYCLES,
-#          default 1000), every acked message verified after each;
-#   qcheck tests/checker/run.sh: the checker on its own cases.
-# Exit status 0 when every test passed.
+# Runs every tests/reliability/tN_*.sh with its long-tier settings (below;
+# any of them can be overridden from the environment), then
+#   T1s  tests/crash/kill9.sh: store-level kill -9 cycles (STORE_CYCLES,
+#        default 1000), every acked message verified after each;
+#   qcheck  tests/checker/run.sh: the checker on its own cases;
+# and prints one table: test, cycles run, violations, seconds, status.
+#
+# Each tN script ends with one or more lines of the form
+#   tN: <label>: <cycles> cycles, <violations> violations, <seconds> s
+# which become the rows; a script that fails without one gets a row of its
+# own. Exit status 0 when every test passed. Logs of failed tests are kept
+# (their directory is printed).
 set -u
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
-t1_cycles=${T1_CYCLES:-1000}
+
+# Long-tier settings (RELIABILITY.md section 4, "nightly").
+T1_CYCLES=${T1_CYCLES:-1000}
+T2_CUTS=${T2_CUTS:-10000}
+T3_FULL=${T3_FULL:-1}
+T4_TRIALS=${T4_TRIALS:-10000}
+T5_ROUNDS=${T5_ROUNDS:-5}
+T6_SCOPE=${T6_SCOPE:-full}
+T11_CONNS=${T11_CONNS:-10000}
+T14_CYCLES=${T14_CYCLES:-200}
+export T1_CYCLES T2_CUTS T3_FULL T4_TRIALS T5_ROUNDS T6_SCOPE T11_CONNS T14_CYCLES
 store_cycles=${STORE_CYCLES:-1000}
+
 logs=$(mktemp -d "${TMPDIR:-/tmp}/spk-rel-XXXXXX") || exit 2
 table=""
 fail=0
 
 # row NAME CYCLES VIOLATIONS SECONDS STATUS
 row() {
-    table="$table$(printf '%-34s %8s %11s %9s  %s' "$1" "$2" "$3" "$4" "$5")
+    table="$table$(printf '%-38s %8s %11s %9s  %s' "$1" "$2" "$3" "$4" "$5")
 "
 }
 
-t0=$(date +%s)
-T1_CYCLES=$t1_cycles sh "$here/t1_kill9.sh" "$build" >"$logs/t1.log" 2>&1
-rc=$?
-for mode in SYNC_FLUSH ASYNC_FLUSH; do
-    line=$(grep "^t1: $mode: " "$logs/t1.log" | tail -n 1)
-    kills=$(printf '%s\n' "$line" | sed -n 's/.*: \([0-9]*\) kills.*/\1/p')
-    viol=$(printf '%s\n' "$line" | sed -n 's/.* \([0-9]*\) violations.*/\1/p')
-    secs=$(printf '%s\n' "$line" | sed -n 's/.* \([0-9]*\) s$/\1/p')
-    row "T1 broker kill -9 ($mode)" "${kills:--}" "${viol:--}" "${secs:--}" \
-        "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+for script in "$here"/t[0-9]*_*.sh; do
+    name=$(basename "$script" .sh)
+    log=$logs/$name.log
+    echo "=== $name"
+    t0=$(date +%s)
+    sh "$script" "$build" >"$log" 2>&1
+    rc=$?
+    secs=$(($(date +%s) - t0))
+    status=ok
+    [ $rc -eq 0 ] || { status="FAILED (exit $rc)"; fail=1; }
+    rows=$(sed -n 's/^t[0-9][0-9a-z]*: \(.*\): \([0-9]*\) cycles, \([0-9]*\) violations, \([0-9]*\) s$/\1|\2|\3|\4/p' "$log")
+    if [ -z "$rows" ]; then
+        row "$name" "-" "-" "$secs" "$status"
+    else
+        while IFS='|' read -r label c v s; do
+            row "$label" "$c" "$v" "$s" "$status"
+        done <<EOF
+$rows
+EOF
+    fi
+    if [ $rc -ne 0 ]; then
+        tail -n 30 "$log"
+    fi
+    tail -n 1 "$log"
 done
-[ $rc -eq 0 ] || { fail=1; tail -n 30 "$logs/t1.log"; }
 
+echo "=== T1s store kill -9"
 t0=$(date +%s)
 CYCLES=$store_cycles sh "$here/../crash/kill9.sh" "$build" >"$logs/kill9.log" 2>&1
 rc=$?
@@ -46,6 +76,7 @@ row "T1s store kill -9 (SYNC_FLUSH)" "$store_cycles" "$([ $rc -eq 0 ] && echo 0 
     "$(($(date +%s) - t0))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
 [ $rc -eq 0 ] || { fail=1; tail -n 20 "$logs/kill9.log"; }
 
+echo "=== qcheck"
 t0=$(date +%s)
 sh "$here/../checker/run.sh" "$build" >"$logs/checker.log" 2>&1
 rc=$?
@@ -54,7 +85,7 @@ row "qcheck on its own cases" "-" "-" "$(($(date +%s) - t0))" \
 [ $rc -eq 0 ] || { fail=1; tail -n 20 "$logs/checker.log"; }
 
 echo
-printf '%-34s %8s %11s %9s  %s\n' "test" "cycles" "violations" "seconds" "status"
+printf '%-38s %8s %11s %9s  %s\n' "test" "cycles" "violations" "seconds" "status"
 printf '%s' "$table"
 if [ $fail -eq 0 ]; then
     rm -rf "$logs"

@@ -263,6 +263,7 @@ end_epoch() {
 }
 
 report=""
+summary=""
 overall=$(date +%s)
 for mode in $modes; do
     case $mode in
@@ -349,9 +350,12 @@ for mode in $modes; do
     echo "$line"
     report="$report$line
 "
+    summary="${summary}t1: T1 broker kill -9 ($mode): $cycles cycles, $violations violations, $secs s
+"
 done
 
 echo
 printf '%s' "$report"
 echo "t1: all modes passed in $(($(date +%s) - overall)) s"
+printf '%s' "$summary"
 exit 0
