@@ -224,6 +224,7 @@ for s in $suites; do
     reliability) T1_CYCLES=${RELIABILITY_CYCLES:-3}; export T1_CYCLES
                  for t in "$here"/reliability/t[0-9]*_*.sh; do
                      t=$(basename "$t" .sh)
+                     case $t in *_lib) continue ;; esac # sourced helpers
                      run_script "reliability-$t" "reliability/$t.sh"
                  done ;;
     tsan) build_saved=$build; build=${TSAN_BUILD:-build/tsan}

@@ -44,6 +44,7 @@ row() {
 
 for script in "$here"/t[0-9]*_*.sh; do
     name=$(basename "$script" .sh)
+    case $name in *_lib) continue ;; esac # sourced by the tests
     log=$logs/$name.log
     echo "=== $name"
     t0=$(date +%s)
