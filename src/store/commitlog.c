@@ -114,6 +114,26 @@ segs_push(struct clog *c, struct segment *seg)
     return 0;
 }
 
+/*
+ * Gives the short file <path> its full <seg_size> bytes, the new ones
+ * zero and reserved on disk (a sparse end would turn a full disk into
+ * SIGBUS on the first append there), and makes the new size durable.
+ */
+static int
+extend_short_segment(const char *path, size_t seg_size)
+{
+    int fd = sio_open(path, O_RDWR | O_CLOEXEC, 0);
+    int rc;
+
+    if (fd < 0)
+        return fd;
+    rc = sio_fallocate(fd, seg_size);
+    if (rc == 0)
+        rc = sio_fsync(fd);
+    int crc = sio_close(fd);
+    return rc != 0 ? rc : crc;
+}
+
 int
 clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct clog **out,
           char *err, size_t errlen)
@@ -187,6 +207,20 @@ clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct
                 goto fail;
             }
             break;
+        }
+        if (i == nb - 1 && st.st_size > 0 && (uint64_t)st.st_size < seg_size) {
+            /* A last file cut short (a file system that lost the end of
+             * it): its bytes are kept and the missing end reads as zeros,
+             * i.e. an unwritten tail. Recovery then decides, as for any
+             * tail, whether the cut lies above the checkpoint (truncate
+             * there) or below it (refuse to start). */
+            rc = extend_short_segment(path, seg_size);
+            if (rc != 0) {
+                snprintf(err, errlen, "%s: cannot extend the short last segment to %zu bytes: %s",
+                         path, seg_size, spk_strerror(rc));
+                goto fail;
+            }
+            st.st_size = (off_t)seg_size;
         }
         if ((uint64_t)st.st_size != seg_size) {
             rc = SPK_ECORRUPT;
@@ -725,11 +759,21 @@ clog_delete_first(struct clog *c)
         return -EBUSY;
     }
     first = c->cl_segs[0];
+    pthread_rwlock_unlock(&c->cl_segs_lock);
+    /* The file goes first: if the unlink fails the segment stays listed
+     * (and clog_min with it), so the clean-up does not go on to delete
+     * the queue units of messages whose file is still on disk. Only the
+     * clean thread deletes, so segs[0] is still <first> below. */
+    int rc = seg_unlink(first);
+    if (rc != 0 && access(seg_path(first), F_OK) == 0)
+        return rc; /* still there: keep it */
+    pthread_rwlock_wrlock(&c->cl_segs_lock);
     memmove(c->cl_segs, c->cl_segs + 1, (c->cl_nsegs - 1) * sizeof(*c->cl_segs));
     c->cl_nsegs--;
     pthread_rwlock_unlock(&c->cl_segs_lock);
     /* INV-3 of segment.h: readers holding views keep the mapping alive. */
-    return seg_destroy(first);
+    seg_unref(first);
+    return rc;
 }
 
 int64_t

@@ -25,7 +25,9 @@ struct segment;
 /*
  * Loads <dir> (creating it): every 20-digit file must be exactly <seg_size>
  * bytes and the names contiguous; a zero-length last file is deleted (a
- * crash during creation). On error returns a code and a sentence in err.
+ * crash during creation), and a shorter last file is extended with zeros
+ * (a torn tail: recovery then cuts it, or refuses when the checkpoint says
+ * the missing bytes were durable). On error returns a code and a sentence in err.
  * <use_pwrite> selects pwrite + fdatasync instead of memcpy + msync.
  */
 int clog_open(const char *dir, size_t seg_size, int use_pwrite, int prefault, struct clog **out,

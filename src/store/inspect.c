@@ -446,10 +446,25 @@ insp_open(const char *root, insp_report_fn report_fn, void *arg, struct insp **o
     rc = ckpt_read(path, &in->in_ckpt);
     if (rc == 0) {
         in->in_has_ckpt = 1;
-        if (!in->in_ckpt.ext_valid)
-            report(in, INSP_NOTE, path, 40,
-                   "no valid Sprocket extension (magic or CRC); only the RocketMQ timestamps "
-                   "are usable");
+        if (!in->in_ckpt.ext_valid) {
+            /* With its magic in place, an extension that fails its CRC was
+             * written and then damaged (a torn rewrite or a flipped bit);
+             * without it, the file is a RocketMQ one. */
+            char magic[8] = "";
+            int cfd = sio_open(path, O_RDONLY, 0);
+            int has_magic = cfd >= 0 && sio_pread(cfd, magic, sizeof(magic), 40) == 8 &&
+                            memcmp(magic, CKPT_MAGIC, sizeof(magic)) == 0;
+            if (cfd >= 0)
+                sio_close(cfd);
+            if (has_magic)
+                report(in, INSP_PROBLEM, path, 80,
+                       "the Sprocket extension fails its CRC: the checkpoint is damaged, and "
+                       "recovery will ignore it and scan the log from the oldest segment");
+            else
+                report(in, INSP_NOTE, path, 40,
+                       "no valid Sprocket extension (magic or CRC); only the RocketMQ "
+                       "timestamps are usable");
+        }
     } else if (rc == SPK_ECORRUPT) {
         report(in, INSP_PROBLEM, path, 0, "shorter than the 40 bytes of a checkpoint");
     } else if (rc != -ENOENT) {
@@ -1195,7 +1210,27 @@ struct ix_ctx {
     void *arg;
     char file[PATH_MAX + 64];
     uint32_t slot_num;
+    int64_t begin_ts;     /* the current file's beginTimestamp */
+    struct ix_header hdr; /* the current file's header */
 };
+
+/* The timeDiff ix_put() stores for a record stored at <store_ts> in a file
+ * that began at <begin_ts> (indexfile.c time_diff: whole seconds, 0 before
+ * the file has a begin time, clamped to [0, INT32_MAX]). */
+static int32_t
+expected_time_diff(int64_t begin_ts, int64_t store_ts)
+{
+    int64_t d;
+
+    if (begin_ts <= 0)
+        return 0;
+    if (__builtin_sub_overflow(store_ts, begin_ts, &d))
+        return store_ts > begin_ts ? INT32_MAX : 0;
+    d /= 1000;
+    if (d > INT32_MAX)
+        return INT32_MAX;
+    return d < 0 ? 0 : (int32_t)d;
+}
 
 /* RocketMQ's IndexService hash of topic#key: abs(String.hashCode()), INT_MIN -> 0. */
 static int32_t
@@ -1249,6 +1284,8 @@ ix_file_cb(void *arg, const char *name, const struct ix_header *h)
     struct ix_ctx *c = arg;
 
     snprintf(c->file, sizeof(c->file), "%s/index/%s", c->in->in_root, name);
+    c->begin_ts = h->begin_ts;
+    c->hdr = *h;
     c->in->in_is.files++;
     if (c->ops != NULL && c->ops->file != NULL)
         c->ops->file(c->arg, name, h);
@@ -1287,11 +1324,35 @@ ix_entry_cb(void *arg, uint32_t n, int32_t key_hash, uint64_t phys, int32_t time
                n, phys, rc == 0 ? "a BLANK filler" : why);
         return;
     }
-    if (!record_has_key_hash(&v, key_hash))
+    if (!record_has_key_hash(&v, key_hash)) {
         report(in, INSP_PROBLEM, c->file, bpos,
                "entry %" PRIu32 " has key hash %" PRId32 ", which matches none of the keys "
                "(topic#UNIQ_KEY, topic#KEYS) of the record at log offset %" PRIu64,
                n, key_hash, phys);
+        return;
+    }
+    /* The header's bounds are those of its first and last entries
+     * (ix_put): a flipped bit there moves the file out of the time or
+     * offset range that queries and recovery select files by. */
+    if (n == 1 && ((uint64_t)c->hdr.begin_phys != phys || c->hdr.begin_ts != v.store_ts))
+        report(in, INSP_PROBLEM, c->file, c->hdr.begin_phys != phys ? 16 : 0,
+               "header beginPhyOffset %" PRIu64 " / beginTimestamp %" PRId64
+               " differ from entry 1's record (offset %" PRIu64 ", stored at %" PRId64 ")",
+               c->hdr.begin_phys, c->hdr.begin_ts, phys, v.store_ts);
+    if (n + 1 == (uint32_t)c->hdr.index_count &&
+        ((uint64_t)c->hdr.end_phys != phys || c->hdr.end_ts != v.store_ts))
+        report(in, INSP_PROBLEM, c->file, c->hdr.end_phys != phys ? 24 : 8,
+               "header endPhyOffset %" PRIu64 " / endTimestamp %" PRId64
+               " differ from the last entry's record (offset %" PRIu64 ", stored at %" PRId64 ")",
+               c->hdr.end_phys, c->hdr.end_ts, phys, v.store_ts);
+    /* Entry 1 is written before the file's beginTimestamp is set from it
+     * (it may have used the previous file's end time): nothing to compare. */
+    if (n >= 2 && time_diff != expected_time_diff(c->begin_ts, v.store_ts))
+        report(in, INSP_PROBLEM, c->file, bpos,
+               "entry %" PRIu32 " has timeDiff %" PRId32 " s, but the record at log offset "
+               "%" PRIu64 " was stored %" PRId32 " s after the file's beginTimestamp: a "
+               "time-bounded query would miss it",
+               n, time_diff, phys, expected_time_diff(c->begin_ts, v.store_ts));
 }
 
 /* Turns ix_check()'s "index/<name>: ... at byte B: reason" into a finding. */

@@ -65,6 +65,11 @@ seg_create(const char *dir, uint64_t base, size_t size, int flags, struct segmen
      * SIGBUS at the first store into an unbacked page. With
      * SEG_RESERVE_LATER the owner reserves ranges as it fills them. */
     rc = (flags & SEG_RESERVE_LATER) ? sio_ftruncate(fd, size) : sio_fallocate(fd, size);
+    /* The size must be durable too: a file system may keep the name (the
+     * directory sync below) but lose a size never synced, and a short
+     * segment other than the last is refused at the next open. */
+    if (rc == 0)
+        rc = sio_fsync(fd);
     if (rc != 0)
         goto fail;
     /* INV-2: the name must survive a crash before anything points into it. */
@@ -169,12 +174,20 @@ seg_unref(struct segment *seg)
 }
 
 int
-seg_destroy(struct segment *seg)
+seg_unlink(struct segment *seg)
 {
     int rc = sio_unlink(seg->sg_path);
 
     if (rc == 0)
         rc = sio_dirsync_parent(seg->sg_path);
+    return rc;
+}
+
+int
+seg_destroy(struct segment *seg)
+{
+    int rc = seg_unlink(seg);
+
     seg_unref(seg);
     return rc;
 }

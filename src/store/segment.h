@@ -62,6 +62,11 @@ int seg_reserve(struct segment *seg, size_t from, size_t to);
  * last reference goes. Drops the caller's reference. */
 int seg_destroy(struct segment *seg);
 
+/* The first half of seg_destroy: unlinks the file (then syncs the
+ * directory), keeping the caller's reference. A caller that must not
+ * forget a segment whose file is still there calls this first. */
+int seg_unlink(struct segment *seg);
+
 uint64_t seg_base(const struct segment *seg);
 size_t seg_size(const struct segment *seg);
 uint8_t *seg_data(const struct segment *seg);

@@ -169,6 +169,7 @@ struct store {
     size_t cq_seg_size;
     int sync_flush;
     uint64_t crc_prop_from; /* checkpoint.h INV-4 */
+    uint64_t recov_crc_below; /* recovery only: replayed records below it get CRC checks */
     int64_t delay_ms[MAX_DELAY_LEVELS + 1];
     int max_delay_level;
 
@@ -567,7 +568,11 @@ dispatch_range_read(struct store *s, struct clog_reader *own, uint64_t from, uin
             break;
         if ((uint64_t)avail > to - from)
             avail = (size_t)(to - from);
-        int n = rec_parse(p, avail, from, REC_CHECK_NONE, &v, NULL);
+        /* Recovery replays records below the part of the log it validated
+         * (to rebuild derived data): those get their CRCs checked here, so
+         * that a damaged queue offset or topic never lands in a queue. */
+        int n = rec_parse(p, avail, from,
+                          from < s->recov_crc_below ? REC_CHECK_CRC : REC_CHECK_NONE, &v, NULL);
         if (n == 0) {
             from += left;
             continue;
@@ -1244,7 +1249,8 @@ scan_start(struct recov *r)
         return last - min >= back ? last - back : min;
     }
     int64_t limit = r->ck.phys_ts < r->ck.logics_ts ? r->ck.phys_ts : r->ck.logics_ts;
-    limit -= 3000;
+    /* The timestamps come from a file: no overflow for hostile values. */
+    limit = limit < INT64_MIN + 3000 ? INT64_MIN : limit - 3000;
     for (uint64_t b = last;; b -= ss) {
         int64_t ts = first_record_ts(s, b);
         if (r->have_ckpt && ts != 0 && ts <= limit)
@@ -1253,6 +1259,43 @@ scan_start(struct recov *r)
             break;
     }
     return min;
+}
+
+/*
+ * 1 if the damaged bytes [from, next) look unwritten rather than altered:
+ * some 512-byte sector they cover, from <from> or from a sector boundary
+ * up to the next boundary (at least 8 bytes: a record header), is all
+ * zeros. Segments are created zero-filled and never recycled, so a
+ * write that a power cut lost (a whole page, or some sectors of a torn
+ * one) reads as zeros; a flipped bit or a damaged header never turns a
+ * record's start, or a whole sector, into zeros. Reads errors count as
+ * "not unwritten" (the caller then refuses, the safe side).
+ */
+static int
+looks_unwritten(struct store *s, uint64_t from, uint64_t next)
+{
+    struct clog_reader *rd;
+    uint64_t off = from;
+    int found = 0;
+
+    if (clog_reader_open(s->clog, recovery_chunk(s), &rd) != 0)
+        return 0;
+    while (off < next && !found) {
+        uint64_t end = (off | 511) + 1; /* next sector boundary */
+        const uint8_t *p;
+        size_t avail, n = (size_t)(end - off), i;
+
+        if (end > next)
+            break; /* the sector is not wholly in the damaged span */
+        if (clog_reader_at(rd, off, n, &p, &avail) != 0 || avail < n)
+            break;
+        for (i = 0; i < n && p[i] == 0; i++)
+            ;
+        found = i == n && n >= 8;
+        off = end;
+    }
+    clog_reader_close(rd);
+    return found;
 }
 
 /*
@@ -1344,7 +1387,14 @@ find_end(struct recov *r, uint64_t from)
         return SPK_ECORRUPT;
     }
     uint64_t next;
-    if (clog_find_valid_after(s->clog, from, &next)) {
+    /* Above the checkpoint a power cut leaves lost pages (zeros) between
+     * pages that reached the disk: every completed flush covers a prefix
+     * of the log, so nothing at or after the first lost byte was ever
+     * durable (nor, under SYNC_FLUSH, acknowledged), and the valid
+     * records beyond it are debris of a flush that never completed. Only
+     * damage that does not look like an unwritten sector means the log
+     * itself was altered (R7). */
+    if (clog_find_valid_after(s->clog, from, &next) && !looks_unwritten(s, from, next)) {
         char nname[64];
         seg_name_of(s, next, nname, sizeof(nname));
         snprintf(r->err, r->errlen,
@@ -1364,6 +1414,7 @@ struct trunc_arg {
     int zero_tail; /* 0 after a clean shutdown: nothing stale lies above */
     int rc;
     unsigned rebuild;
+    int all_units; /* verify_queue: check every unit, not just the ends */
 };
 
 /* Drops units that point at or beyond the new end of the log and zeroes
@@ -1412,24 +1463,45 @@ unit_matches(struct store *s, struct cq *c, uint64_t qidx)
     if (seg == NULL)
         return u.phys < clog_min(s->clog); /* cleaned up: nothing to compare */
     size_t pos = (size_t)(u.phys - seg_base(seg));
-    if (rec_parse(seg_data(seg) + pos, seg_size(seg) - pos, u.phys, REC_CHECK_NONE, &v,
-                  NULL) > 0 &&
+    if (rec_parse(seg_data(seg) + pos, seg_size(seg) - pos, u.phys, REC_CHECK_NONE, &v, NULL) > 0 &&
         v.total == u.size && v.queue_off == qidx && v.queue_id == cq_queue_id(c) &&
-        v.topic_len == strlen(cq_topic(c)) && memcmp(v.topic, cq_topic(c), v.topic_len) == 0)
+        v.topic_len == strlen(cq_topic(c)) && memcmp(v.topic, cq_topic(c), v.topic_len) == 0 &&
+        tags_code(s, &v) == u.tags_code)
+        ok = 1;
+    /* A record of exactly the unit's size at exactly its position that
+     * fails its CRC: the damage is in the record, not in the unit. Reads
+     * withhold that record; rebuilding the queue from it would trust its
+     * damaged queue offset. */
+    if (!ok &&
+        rec_parse(seg_data(seg) + pos, seg_size(seg) - pos, u.phys, REC_CHECK_NONE, &v, NULL) ==
+            (int)u.size &&
+        rec_parse(seg_data(seg) + pos, seg_size(seg) - pos, u.phys, REC_CHECK_CRC, &v, NULL) < 0)
         ok = 1;
     seg_unref(seg);
     return ok;
 }
 
+/*
+ * R8: after a crash every unit is checked against the record it names (a
+ * header read per unit, from the mapped log); after a clean stop only the
+ * first and the last, so that a clean start stays in milliseconds. A unit
+ * that disagrees (a flipped bit in a position, size, or tag hash) would
+ * hide its message from every reader, or from every tag filter; the
+ * queue is then rebuilt from the log.
+ */
 static void
 verify_queue(struct store *s, struct queue *q, void *arg)
 {
     struct trunc_arg *a = arg;
     struct cq *c = queue_cq(q);
+    int bad;
 
     if (c == NULL || cq_max(c) == cq_min(c))
         return;
-    if (!unit_matches(s, c, cq_max(c) - 1) || !unit_matches(s, c, cq_min(c))) {
+    bad = !unit_matches(s, c, cq_max(c) - 1) || !unit_matches(s, c, cq_min(c));
+    for (uint64_t i = cq_min(c) + 1; !bad && a->all_units && i + 1 < cq_max(c); i++)
+        bad = !unit_matches(s, c, i);
+    if (bad) {
         q->rebuild = 1;
         a->rebuild++;
     }
@@ -1520,6 +1592,162 @@ load_queues(struct store *s, char *err, size_t errlen)
     return rc;
 }
 
+/* The index's key hash (RocketMQ's indexKeyHashMethod over "topic#key"). */
+static int32_t
+index_key_hash(const char *topic, size_t tlen, const char *key, size_t klen)
+{
+    char stackbuf[512], *buf = stackbuf;
+    size_t len = tlen + 1 + klen;
+    int32_t h;
+
+    if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL)
+        return -1; /* matches no entry: the index is rebuilt, never trusted */
+    memcpy(buf, topic, tlen);
+    buf[tlen] = '#';
+    memcpy(buf + tlen + 1, key, klen);
+    h = spk_java_hash(buf, len);
+    if (buf != stackbuf)
+        free(buf);
+    return h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+}
+
+/* 1 when <hash> is the index hash of one of the record's keys. */
+static int
+record_has_key_hash(const struct rec_view *v, int32_t hash)
+{
+    const char *val;
+    size_t len;
+
+    if (rec_prop_get(v->props, v->props_len, "UNIQ_KEY", &val, &len) &&
+        index_key_hash(v->topic, v->topic_len, val, len) == hash)
+        return 1;
+    if (rec_prop_get(v->props, v->props_len, "KEYS", &val, &len)) {
+        size_t i = 0;
+        while (i < len) {
+            const char *sp = memchr(val + i, ' ', len - i);
+            size_t kl = sp ? (size_t)(sp - (val + i)) : len - i;
+            if (kl > 0 && index_key_hash(v->topic, v->topic_len, val + i, kl) == hash)
+                return 1;
+            i += kl + 1;
+        }
+    }
+    return 0;
+}
+
+struct ix_verify {
+    struct store *s;
+    uint64_t end;     /* end of the recovered log */
+    int64_t begin_ts; /* the current file's beginTimestamp */
+    struct ix_header hdr;
+    int bad;
+};
+
+/* The timeDiff ix_put() stores (indexfile.c time_diff). */
+static int32_t
+index_time_diff(int64_t begin_ts, int64_t store_ts)
+{
+    int64_t d;
+
+    if (begin_ts <= 0)
+        return 0;
+    if (__builtin_sub_overflow(store_ts, begin_ts, &d))
+        return store_ts > begin_ts ? INT32_MAX : 0;
+    d /= 1000;
+    if (d > INT32_MAX)
+        return INT32_MAX;
+    return d < 0 ? 0 : (int32_t)d;
+}
+
+static void
+ix_verify_file(void *arg, const char *name, const struct ix_header *h)
+{
+    struct ix_verify *iv = arg;
+    (void)name;
+
+    iv->begin_ts = h->begin_ts;
+    iv->hdr = *h;
+}
+
+/* ix_walk callback (under the index's read lock: reads the log only). */
+static void
+ix_verify_entry(void *arg, uint32_t n, int32_t key_hash, uint64_t phys, int32_t time_diff,
+                int32_t prev)
+{
+    struct ix_verify *iv = arg;
+    struct segment *seg;
+    struct rec_view v;
+    (void)prev;
+
+    if (iv->bad || phys < clog_min(iv->s->clog))
+        return; /* the record was cleaned up: nothing to compare */
+    seg = phys < iv->end ? clog_seg_at(iv->s->clog, phys) : NULL;
+    if (seg == NULL) {
+        iv->bad = 1;
+        return;
+    }
+    size_t pos = (size_t)(phys - seg_base(seg));
+    if (rec_parse(seg_data(seg) + pos, seg_size(seg) - pos, phys, REC_CHECK_NONE, &v, NULL) <= 0 ||
+        !record_has_key_hash(&v, key_hash))
+        iv->bad = 1;
+    /* Entry 1 may have been written with the previous file's end time. */
+    else if (n >= 2 && time_diff != index_time_diff(iv->begin_ts, v.store_ts))
+        iv->bad = 1;
+    /* The header's bounds select the files a query or recovery reads. */
+    else if (n == 1 && (iv->hdr.begin_phys != phys || iv->hdr.begin_ts != v.store_ts))
+        iv->bad = 1;
+    else if (n + 1 == (uint32_t)iv->hdr.index_count &&
+             (iv->hdr.end_phys != phys || iv->hdr.end_ts != v.store_ts))
+        iv->bad = 1;
+    seg_unref(seg);
+}
+
+/*
+ * R8 for the index, after a crash: the files must pass ix_check and every
+ * entry must name a record holding a key of its hash. Otherwise the index
+ * is dropped and rebuilt from the whole log (*from is moved to its start):
+ * a flipped bit there would make a key unfindable or answer with the
+ * wrong message.
+ */
+static int
+verify_index(struct store *s, uint64_t end, uint64_t *from, int *rebuilt)
+{
+    struct ix_verify iv = {.s = s, .end = end};
+    char path[PATH_MAX], msg[256];
+    unsigned dropped = 0;
+    DIR *d;
+    struct dirent *e;
+    int rc = 0;
+
+    *rebuilt = 0;
+    if (ix_check(s->ix, msg, sizeof(msg)) != 0)
+        iv.bad = 1;
+    else
+        ix_walk(s->ix, ix_verify_file, ix_verify_entry, &iv);
+    if (!iv.bad)
+        return 0;
+    ix_close(s->ix);
+    s->ix = NULL;
+    snprintf(path, sizeof(path), "%s/index", s->root);
+    d = opendir(path);
+    while (d != NULL && rc == 0 && (e = readdir(d)) != NULL) {
+        char fp[PATH_MAX + 300];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(fp, sizeof(fp), "%s/%s", path, e->d_name);
+        rc = sio_unlink(fp);
+    }
+    if (d != NULL)
+        closedir(d);
+    if (rc == 0)
+        rc = sio_dirsync(path);
+    if (rc == 0)
+        rc = ix_open(path, (uint32_t)s->cfg.maxHashSlotNum, (uint32_t)s->cfg.maxIndexNum, &s->ix,
+                     &dropped);
+    *from = clog_min(s->clog);
+    *rebuilt = 1;
+    return rc;
+}
+
 static int
 recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
 {
@@ -1542,6 +1770,8 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     info->scan_ms = spk_mono_ms() - t0;
     if (rc != 0)
         return rc;
+    /* find_end validated [from, end) with CRCs; replays below it check them. */
+    s->recov_crc_below = s->cfg.checkCRCOnRecover ? from : 0;
     if (r.end < from)
         from = r.end;
 
@@ -1572,6 +1802,15 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
             from = ix_from < clog_min(s->clog) ? clog_min(s->clog) : ix_from;
         if (dur == 0)
             from = clog_min(s->clog);
+        if (info->abnormal) {
+            int rebuilt;
+            rc = verify_index(s, r.end, &from, &rebuilt);
+            if (rc != 0) {
+                snprintf(err, errlen, "rebuilding the index failed: %s", spk_strerror(rc));
+                return rc;
+            }
+            info->dropped_index_files += rebuilt ? 1 : 0;
+        }
     }
 
     struct trunc_arg ta = {.end = r.end, .zero_tail = !r.clean_end};
@@ -1584,6 +1823,20 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     /* Replay: CQ writes land at their exact positions and the index skips
      * what it has, so replaying more than needed is harmless. */
     rc = dispatch_range_read(s, NULL, from, r.end, 0, &reached);
+    if (rc == SPK_ECORRUPT) {
+        /* Below the validated part of the log (re-dispatch reaches back
+         * further when derived data must be rebuilt): damage here held
+         * acknowledged data (R7). */
+        char name[64];
+        seg_name_of(s, reached, name, sizeof(name));
+        snprintf(err, errlen,
+                 "%s: invalid record at offset %" PRIu64 " (byte %" PRIu64
+                 " of the file), met while rebuilding consume queues and index from offset "
+                 "%" PRIu64 "; it lies below the checkpoint, so it held acknowledged data. "
+                 "Refusing to start: inspect it with `sprocket store check`",
+                 name, reached, reached % clog_seg_size(s->clog), from);
+        return rc;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "re-dispatch from offset %" PRIu64 " failed at %" PRIu64 ": %s",
                  from, reached, spk_strerror(rc));
@@ -1593,6 +1846,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
 
     /* R8: queues that disagree with the log are rebuilt from all of it. */
     ta.rebuild = 0;
+    ta.all_units = info->abnormal;
     for_each_queue(s, verify_queue, &ta);
     unsigned marked = 0;
     pthread_rwlock_rdlock(&s->qt_lock);
@@ -1604,8 +1858,16 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
         for_each_queue(s, rebuild_prepare, NULL);
         rc = dispatch_range_read(s, NULL, clog_min(s->clog), r.end, 1, &reached);
         if (rc != 0) {
-            snprintf(err, errlen, "rebuilding consume queues failed at %" PRIu64 ": %s",
-                     reached, spk_strerror(rc));
+            char name[64];
+            seg_name_of(s, reached, name, sizeof(name));
+            snprintf(err, errlen,
+                     "%s: rebuilding consume queues failed at offset %" PRIu64 " (byte %" PRIu64
+                     " of the file): %s%s",
+                     name, reached, reached % clog_seg_size(s->clog), spk_strerror(rc),
+                     rc == SPK_ECORRUPT ? "; an invalid record below the checkpoint held "
+                                          "acknowledged data. Refusing to start: inspect it "
+                                          "with `sprocket store check`"
+                                        : "");
             return rc;
         }
         info->rebuilt_queues = marked;
@@ -1613,6 +1875,7 @@ recover(struct store *s, struct store_open_info *info, char *err, size_t errlen)
     uint64_t cmin = clog_min(s->clog);
     for_each_queue(s, finish_queue, &cmin);
 
+    s->recov_crc_below = 0; /* the dispatcher reads only records appended from here on */
     atomic_store(&s->durable, r.end);
     atomic_store(&s->dispatched, r.end);
     clog_set_written(s->clog, r.end);

@@ -105,4 +105,49 @@ void sio_delay_arm(enum sio_kind kind, unsigned ms);
 /* Calls of <kind> made since the last sio_fault_clear() (or start). */
 unsigned long sio_calls(enum sio_kind kind);
 
+/*
+ * Power-cut simulation (RELIABILITY.md T2; tests/crash/powercut.c).
+ *
+ * A kill -9 keeps the page cache; a power cut keeps only what a completed
+ * sync covered. While the simulation runs, this seam keeps on disk, beside
+ * the store, the *durable image* of every file under <root>, so that it
+ * survives a SIGKILL of the process and a test can rebuild what a disk
+ * would hold after the cut.
+ *
+ * sio_crashsim_start(root, shadow) creates <shadow>/journal and
+ * <shadow>/d/, and counts every file and directory under <root> as fully
+ * durable (a copy of each file's content); the journal gets its name only
+ * when that copy is complete, so a process killed before has changed
+ * nothing. From then on:
+ *   - sio_pwrite widens the file's dirty interval; stores into a writable
+ *     mapping are invisible here, so a file with a writable mapping is
+ *     copied whole at fsync/fdatasync;
+ *   - sio_fsync/sio_fdatasync copy the bytes that were in the page cache
+ *     BEFORE the sync was issued (the dirty interval, or the whole file)
+ *     into <shadow>/d/<fid> once the sync has returned 0, then journal
+ *     "S"; sio_msync does the same for the page-rounded range it covers;
+ *   - creates, mkdir, renames, links, unlinks and size changes are
+ *     journaled in order; sio_dirsync journals "D" once it has returned 0.
+ *
+ * Journal: one line per event, appended with one write(2), so a kill
+ * leaves at most one cut line at the end (the reader ignores it). Paths
+ * are relative to <root> ("." is <root> itself); fids are small integers.
+ *   C fid ino path    a new file was created at path (size 0)
+ *   M path            a directory was created
+ *   R from to         rename          L from to   hard link
+ *   U path            unlink
+ *   Z fid size        the file's size changed (ftruncate, fallocate, O_TRUNC)
+ *   S fid size        a sync of the file completed; its durable content is
+ *                     <shadow>/d/<fid> (zeros beyond its end) and size
+ *   D path            a sync of directory <path> completed
+ * An operation not yet covered by a later S (sizes) or D (names, in its
+ * parent directory) may or may not have reached the disk.
+ *
+ * Only the calling process is affected (the state is not inherited
+ * meaningfully across exec); call it in the child that will be killed,
+ * before store_open. Returns 0 or a negative errno. There is no stop: the
+ * process is expected to die.
+ */
+int sio_crashsim_start(const char *root, const char *shadow);
+
 #endif /* SPK_STORE_STOREIO_H */
