@@ -31,6 +31,10 @@
 struct daemon_config {
     int namesrvListenPort;
     char *logLevel;
+    int64_t serverFrameReadTimeoutMillis;
+    int64_t serverWriteStallTimeoutMillis;
+    int64_t serverOutputBufferSoftLimit;
+    int64_t serverOutputBufferHardLimit;
 };
 
 #define F(field) offsetof(struct daemon_config, field)
@@ -38,6 +42,21 @@ static const struct cfg_def daemon_defs[] = {
     {"namesrvListenPort", CFG_INT, F(namesrvListenPort), 1, 65535, "9876", NULL, 0,
      "standalone: the name server's port (namesrv role: use listenPort)"},
     {"logLevel", CFG_STRING, F(logLevel), 0, 0, "info", NULL, 0, "debug, info, warn or error"},
+    /* Connection limits (net/loop.h INV-2, INV-5), for every listener of the process. */
+    {"serverFrameReadTimeoutMillis", CFG_INT64, F(serverFrameReadTimeoutMillis), 0, 3600000,
+     "30000", NULL, 0,
+     "close a connection whose frame is not complete this long after its first byte (a "
+     "slowloris); 0 = no limit"},
+    {"serverWriteStallTimeoutMillis", CFG_INT64, F(serverWriteStallTimeoutMillis), 0, 3600000,
+     "60000", NULL, 0,
+     "close a connection whose queued replies have not moved for this long (a peer that "
+     "stopped reading); 0 = no limit"},
+    {"serverOutputBufferSoftLimit", CFG_INT64, F(serverOutputBufferSoftLimit), 65536,
+     (int64_t)1 << 40, "33554432", NULL, 0,
+     "stop reading a connection's requests while more than this many reply bytes wait"},
+    {"serverOutputBufferHardLimit", CFG_INT64, F(serverOutputBufferHardLimit), 65536,
+     (int64_t)1 << 40, "536870912", NULL, 0,
+     "close a connection with more than this many reply bytes waiting"},
 };
 #undef F
 
@@ -282,16 +301,28 @@ main(int argc, char **argv)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* A file-size limit (ulimit -f) must make a write fail with EFBIG, a
+     * refused send or save, not kill the broker. */
+    sigaction(SIGXFSZ, &sa, NULL);
 
     rc = net_loop_create(&loop);
     if (rc) {
         fprintf(stderr, "sprocketd: cannot create the event loop: %s\n", spk_strerror(rc));
         goto out;
     }
-    if (role != ROLE_NAMESRV) {
-        struct net_limits lim = {32u << 20, 512u << 20,
-                                 (int64_t)bcfg.serverChannelMaxIdleTimeSeconds * 1000,
-                                 PROTO_FRAME_MAX};
+    {
+        struct net_limits lim = {
+            .out_soft = (size_t)dcfg.serverOutputBufferSoftLimit,
+            .out_hard = (size_t)dcfg.serverOutputBufferHardLimit,
+            /* the name server keeps the loop's own idle default */
+            .idle_ms = role != ROLE_NAMESRV ? (int64_t)bcfg.serverChannelMaxIdleTimeSeconds * 1000
+                                            : 120000,
+            .frame_max = PROTO_FRAME_MAX,
+            .read_timeout_ms = dcfg.serverFrameReadTimeoutMillis,
+            .stall_ms = dcfg.serverWriteStallTimeoutMillis,
+        };
+        if (lim.out_hard < lim.out_soft)
+            lim.out_hard = lim.out_soft;
         net_loop_set_limits(loop, &lim);
     }
     if (role != ROLE_BROKER) {

@@ -30,6 +30,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "net/loop.h"
 #include "store/record.h"
 
 static void
@@ -402,6 +403,52 @@ consume_by_who(struct broker *b, const struct proto_cmd *req, struct proto_reply
     body_from_sbuf(rep, &sb);
 }
 
+/*
+ * The event loop's share of GET_BROKER_RUNTIME_INFO: connection counters
+ * and the iteration-time histogram (net/loop.h), since the broker
+ * started. eventLoopIterationHistogram lists the non-empty buckets as
+ * "high:count" pairs (high = the bucket's upper bound in microseconds),
+ * so that a test can subtract two snapshots and compute percentiles over
+ * any interval. Runs on the loop thread, which owns both.
+ */
+static void
+loop_info(struct broker *b, struct sbuf *sb)
+{
+    struct net_stats ns;
+    struct net_iter_hist ih;
+    bool first = true;
+
+    net_loop_stats(b->loop, &ns, 0);
+    net_loop_iter_hist(b->loop, &ih);
+    sb_printf(sb, ",\"connectionCount\":\"%u\"", ns.conns);
+    sb_printf(sb, ",\"connectionsAccepted\":\"%llu\"", (unsigned long long)ns.accepted);
+    sb_printf(sb, ",\"connectionsShed\":\"%llu\"", (unsigned long long)ns.shed);
+    sb_printf(sb, ",\"connectionReadBufferBytes\":\"%llu\"", (unsigned long long)ns.rbuf_bytes);
+    sb_printf(sb, ",\"connectionsClosedBadFrame\":\"%llu\"", (unsigned long long)ns.bad_frames);
+    sb_printf(sb, ",\"connectionsClosedReadTimeout\":\"%llu\"",
+              (unsigned long long)ns.read_timeouts);
+    sb_printf(sb, ",\"connectionsClosedWriteStall\":\"%llu\"",
+              (unsigned long long)ns.stall_closed);
+    sb_printf(sb, ",\"connectionsClosedOutputLimit\":\"%llu\"",
+              (unsigned long long)ns.limit_closed);
+    sb_printf(sb, ",\"connectionsClosedIdle\":\"%llu\"", (unsigned long long)ns.idle_closed);
+    sb_printf(sb, ",\"eventLoopIterations\":\"%llu\"", (unsigned long long)ih.n);
+    sb_printf(sb, ",\"eventLoopIterationP50Micros\":\"%llu\"",
+              (unsigned long long)net_iter_quantile(&ih, 0.50));
+    sb_printf(sb, ",\"eventLoopIterationP99Micros\":\"%llu\"",
+              (unsigned long long)net_iter_quantile(&ih, 0.99));
+    sb_printf(sb, ",\"eventLoopIterationMaxMicros\":\"%llu\"", (unsigned long long)ih.max_us);
+    sb_puts(sb, ",\"eventLoopIterationHistogram\":\"");
+    for (int i = 0; i < NET_ITER_BUCKETS; i++) {
+        if (ih.count[i] == 0)
+            continue;
+        sb_printf(sb, "%s%llu:%llu", first ? "" : " ", (unsigned long long)net_iter_bucket_high(i),
+                  (unsigned long long)ih.count[i]);
+        first = false;
+    }
+    sb_puts(sb, "\"");
+}
+
 static void
 runtime_info(struct broker *b, struct proto_reply *rep)
 {
@@ -466,6 +513,7 @@ runtime_info(struct broker *b, struct proto_reply *rep)
     KV("corruptReads", "%llu", (unsigned long long)st.corrupt_reads);
     KV("parkedPulls", "%zu", b->npulls);
     KV("parkedSyncSends", "%zu", b->nsends);
+    loop_info(b, &sb);
 #undef KV
     sb_puts(&sb, "}}");
     body_from_sbuf(rep, &sb);

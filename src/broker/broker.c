@@ -347,9 +347,10 @@ on_frame(void *ud, struct net_conn *c, const uint8_t *frame, size_t len)
     int rc = proto_decode(frame, len, &req);
 
     if (rc) {
-        spk_log(SPK_LOG_WARN, "broker", "undecodable request from %s: %s; closing",
-                net_conn_peer(c), spk_strerror(rc));
-        net_conn_close(c);
+        char why[128];
+        /* Rate-limited by the loop: a hostile peer must not flood the log. */
+        snprintf(why, sizeof(why), "undecodable request: %s", spk_strerror(rc));
+        net_conn_close_bad(c, why);
         return;
     }
     if (req.flag & PROTO_FLAG_RESPONSE) {

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/errors.h"
 #include "common/fjson.h"
 #include "common/log.h"
@@ -199,7 +200,10 @@ commit_locked(struct groups *g)
     g->gr_dv_counter++;
     g->gr_dv_timestamp = spk_wall_ms();
     json = serialize_locked(g, &len);
-    rc = json ? sio_write_file_atomic(g->gr_path, json, len) : -ENOMEM;
+    /* sealed (config.h): a flipped bit is found at the next load */
+    rc = json ? cfg_json_seal(&json, &len) : -ENOMEM;
+    if (rc == 0)
+        rc = sio_write_file_atomic(g->gr_path, json, len);
     free(json);
     if (rc != 0) {
         spk_log(SPK_LOG_ERROR, "groups", "cannot write %s: %s", g->gr_path, spk_strerror(rc));
@@ -470,7 +474,7 @@ groups_open(const char *config_dir, struct groups **out, char *err, size_t errle
     g->gr_dv_timestamp = spk_wall_ms();
     x.g = g;
     x.path = g->gr_path;
-    rc = fjson_load_file(g->gr_path, decode_file, &x, NULL, err, errlen);
+    rc = cfg_json_load(g->gr_path, decode_file, &x, NULL, err, errlen);
     if (rc != 0) {
         free(g);
         return rc;

@@ -16,6 +16,10 @@
  *      "notifyConsumerIdsChangedEnable":true,"retryMaxTimes":16,
  *      "retryQueueNums":1,"whichBrokerWhenConsumeSlowly":1}}}
  *
+ * What we write ends with a "crc32" member that Java ignores (config.h,
+ * "Sealed metadata files"); a file whose seal does not verify is treated
+ * like one that does not parse (.bak, else refuse to start).
+ *
  * A group's "groupRetryPolicy" and "attributes" objects are kept as
  * canonical JSON text and written back unchanged: Sprocket does not act on
  * them, but a file or an update from Java tools survives a round trip.

@@ -204,6 +204,10 @@ struct broker {
     pthread_cond_t sched_cv;
     int sched_stop, sched_register_now, sched_unregister;
 
+    /* a disk-full episode (send.c): when it began (monotonic ms, 0 =
+     * none), when it was last logged, how many sends it refused */
+    int64_t diskfull_since, diskfull_logged, diskfull_refused;
+
     /* counters */
     int64_t boot_ms;
     uint64_t put_count, get_count, get_msgs, put_bytes;

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/config.h"
 #include "common/errors.h"
 #include "common/fjson.h"
 #include "common/log.h"
@@ -393,7 +394,7 @@ offsets_open(const char *config_dir, struct offsets **out, char *err, size_t err
         snprintf(err, errlen, "mutex: %s", spk_strerror(-rc));
         return -rc;
     }
-    rc = fjson_load_file(o->of_path, decode_file, o, &src, err, errlen);
+    rc = cfg_json_load(o->of_path, decode_file, o, &src, err, errlen);
     if (rc != 0) {
         offsets_close(o);
         return rc;
@@ -445,6 +446,19 @@ serialize_locked(const struct offsets *o, size_t *len)
     return sb_detach(&b, len);
 }
 
+/* The file's text: the table, sealed (config.h). */
+static char *
+file_text_locked(const struct offsets *o, size_t *len)
+{
+    char *json = serialize_locked(o, len);
+
+    if (json && cfg_json_seal(&json, len) != 0) {
+        free(json);
+        json = NULL;
+    }
+    return json;
+}
+
 int
 offsets_persist(struct offsets *o)
 {
@@ -455,7 +469,7 @@ offsets_persist(struct offsets *o)
     pthread_mutex_lock(&o->of_persist_mu);
     pthread_mutex_lock(&o->of_mu);
     if (o->of_dirty) {
-        json = serialize_locked(o, &len);
+        json = file_text_locked(o, &len);
         if (json)
             o->of_dirty = 0; /* commits from now on set it again (INV-2) */
         else

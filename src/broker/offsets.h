@@ -12,6 +12,10 @@
  * (queue_idx in STYLE.md terms), stored exactly as committed, -1 included:
  * some clients (ali-ons) commit -1 to mean "nothing consumed yet".
  *
+ * What we write ends with a "crc32" member (config.h, "Sealed metadata
+ * files"), which Java ignores; a file whose seal does not verify is
+ * treated like one that does not parse.
+ *
  * Invariants:
  *   INV-1  Commits only change memory and set a dirty flag; the file is
  *          written by offsets_persist() (a timer, every 5 s in RocketMQ),
@@ -39,7 +43,8 @@ struct offsets;
 
 /*
  * Loads <config_dir>/consumerOffset.json, falling back to its .bak when
- * the main file is missing, empty or not JSON (logged). Entries whose key
+ * the main file is missing, empty, not JSON or fails its seal (logged,
+ * the damaged file renamed to .corrupt: cfg_json_load()). Entries whose key
  * or queue id is unusable (no '@', a name over 255 bytes, a queue id
  * outside 0..65535, an offset that is not an integer) are skipped with a
  * warning rather than failing the whole file. Returns 0 and a new table

@@ -191,16 +191,75 @@ put_error(struct proto_reply *rep, int rc)
         proto_reply_remark(rep, "the store failed to write to disk and refuses messages until "
                                 "the broker is restarted (see its log)");
         break;
+    /*
+     * SERVICE_NOT_AVAILABLE, as a Java broker answers a full disk: Java
+     * producers then retry on another broker (it is one of their retry
+     * codes) instead of failing the send at once. The remark says which
+     * limit was hit, since that decides what the operator must free.
+     */
     case SPK_EDISKFULL:
-    case -ENOSPC:
         rep->code = RS_SERVICE_NOT_AVAILABLE;
-        proto_reply_remark(rep, "disk full: the broker refuses messages until space is freed");
+        proto_reply_remark(rep, "disk full: disk usage is above diskSpaceWarningLevelRatio; the "
+                                "broker refuses messages until space is freed");
+        break;
+    case -ENOSPC:
+    case -EDQUOT:
+    case -EFBIG:
+        rep->code = RS_SERVICE_NOT_AVAILABLE;
+        proto_reply_remark(rep, "disk full: no space for the next CommitLog or ConsumeQueue file "
+                                "(%s); the broker refuses messages until space is freed",
+                           spk_strerror(rc));
         break;
     default:
         rep->code = RS_SYSTEM_ERROR;
         proto_reply_remark(rep, "store error: %s", spk_strerror(rc));
         break;
     }
+}
+
+/* A put failed for lack of space (SPK_EDISKFULL or an errno that says so). */
+static int
+is_space_error(int rc)
+{
+    return rc == SPK_EDISKFULL || rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+}
+
+/*
+ * put_error() for the puts of this file, which also tells the log: once
+ * when the disk fills (then at most every 10 s while it stays full) and
+ * once when a put succeeds again. Loop thread.
+ */
+static void
+put_failed(struct broker *b, struct proto_reply *rep, int rc)
+{
+    int64_t now = spk_mono_ms();
+
+    if (is_space_error(rc)) {
+        if (b->diskfull_since == 0 || now - b->diskfull_logged >= 10000) {
+            spk_log(SPK_LOG_ERROR, "send",
+                    "disk full (%s): sends are refused with SERVICE_NOT_AVAILABLE until space is "
+                    "freed (%lld refused so far)",
+                    spk_strerror(rc), (long long)b->diskfull_refused + 1);
+            b->diskfull_logged = now;
+        }
+        if (b->diskfull_since == 0)
+            b->diskfull_since = now;
+        b->diskfull_refused++;
+    }
+    put_error(rep, rc);
+}
+
+/* A put succeeded: ends a disk-full episode, if one was going on. */
+static void
+put_succeeded(struct broker *b)
+{
+    if (b->diskfull_since == 0)
+        return;
+    spk_log(SPK_LOG_INFO, "send", "disk space is back: accepting sends again after %lld ms and "
+                                  "%lld refused sends",
+            (long long)(spk_mono_ms() - b->diskfull_since), (long long)b->diskfull_refused);
+    b->diskfull_since = 0;
+    b->diskfull_refused = 0;
 }
 
 /* The send header, from long (code 10) or short (310/320) names. */
@@ -598,9 +657,10 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
         }
         rc = store_put(b->store, &m, &res);
         if (rc) {
-            put_error(&rep, rc);
+            put_failed(b, &rep, rc);
             goto out;
         }
+        put_succeeded(b);
         b->put_count++;
         b->put_bytes += res.bytes;
         add_ids(b, &rep, &res, &m, 1);
@@ -671,9 +731,10 @@ proc_send(struct broker *b, struct net_conn *c, const struct proto_cmd *req)
     }
     rc = store_put_batch(b->store, msgs, n, &res);
     if (rc) {
-        put_error(&rep, rc);
+        put_failed(b, &rep, rc);
         goto out;
     }
+    put_succeeded(b);
     b->put_count += n;
     b->put_bytes += res.bytes;
     add_ids(b, &rep, &res, msgs, n);
@@ -790,9 +851,10 @@ proc_send_back(struct broker *b, struct net_conn *c, const struct proto_cmd *req
     store_view_release(pin);
     pin = NULL;
     if (rc) {
-        put_error(&rep, rc);
+        put_failed(b, &rep, rc);
         goto out;
     }
+    put_succeeded(b);
     b->put_count++;
     rep.ext_present = 1;
     reply_when_durable(b, c, req, &rep, res.end);
@@ -876,7 +938,7 @@ delay_init(struct broker *b, char *err, size_t errlen)
     }
     /* delayOffset.json: {"offsetTable":{1:5,2:0}} (level -> next queue offset). */
     snprintf(path, sizeof(path), "%s/config/delayOffset.json", b->scfg.storePathRootDir);
-    return fjson_load_file(path, delay_decode, b, NULL, err, errlen);
+    return cfg_json_load(path, delay_decode, b, NULL, err, errlen);
 }
 
 /*
@@ -906,13 +968,13 @@ delay_persist(struct broker *b)
         sb_printf(&sb, "%s%d:%llu", i ? "," : "", i + 1, (unsigned long long)snap[i]);
     sb_puts(&sb, "}}");
     text = sb_detach(&sb, &len);
-    if (!text)
-        rc = -ENOMEM;
-    else {
+    /* sealed (config.h): a flipped digit is found at the next load */
+    rc = text ? cfg_json_seal(&text, &len) : -ENOMEM;
+    if (rc == 0) {
         snprintf(path, sizeof(path), "%s/config/delayOffset.json", b->scfg.storePathRootDir);
         rc = sio_write_file_atomic(path, text, len);
-        free(text);
     }
+    free(text);
     if (rc) {
         pthread_mutex_lock(&b->delay_mu);
         b->delay_snap_dirty = 1; /* try again next time */

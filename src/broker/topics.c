@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/errors.h"
 #include "common/fjson.h"
 #include "common/log.h"
@@ -212,6 +213,19 @@ serialize_locked(const struct topics *t, size_t *len)
     return sb_detach(&b, len);
 }
 
+/* The file's text: the table, sealed (config.h). The caller holds tp_mu. */
+static char *
+file_text_locked(const struct topics *t, size_t *len)
+{
+    char *json = serialize_locked(t, len);
+
+    if (json && cfg_json_seal(&json, len) != 0) {
+        free(json);
+        json = NULL;
+    }
+    return json;
+}
+
 /* Writes <json> (change <gen>) unless the file already holds a newer one. */
 static int
 write_gen(struct topics *t, const char *json, size_t len, uint64_t gen)
@@ -239,7 +253,7 @@ persist_locked(struct topics *t)
     char *json;
     int rc;
 
-    json = serialize_locked(t, &len);
+    json = file_text_locked(t, &len);
     if (!json)
         return -ENOMEM;
     rc = write_gen(t, json, len, t->tp_gen);
@@ -288,7 +302,7 @@ topics_persist(struct topics *t)
         pthread_mutex_unlock(&t->tp_mu);
         return 0;
     }
-    json = serialize_locked(t, &len);
+    json = file_text_locked(t, &len);
     gen = t->tp_gen;
     pthread_mutex_unlock(&t->tp_mu);
     if (!json)
@@ -641,7 +655,7 @@ topics_open(const char *config_dir, const char *cluster, const char *broker_name
     t->tp_auto_create = auto_create_topic_enable != 0;
     t->tp_dv_timestamp = spk_wall_ms(); /* Java's new DataVersion() */
 
-    rc = fjson_load_file(t->tp_path, decode_file, t, &src, err, errlen);
+    rc = cfg_json_load(t->tp_path, decode_file, t, &src, err, errlen);
     if (rc != 0)
         goto fail;
     rc = add_system_topics(t, default_topic_queue_nums);

@@ -11,6 +11,10 @@
  *      "readQueueNums":8,"topicFilterType":"SINGLE_TAG","topicName":"T",
  *      "topicSysFlag":0,"writeQueueNums":8}}}
  *
+ * followed, in what we write, by a "crc32" member that Java ignores
+ * (config.h, "Sealed metadata files"); a file whose seal does not verify
+ * is treated like one that does not parse (.bak, else refuse to start).
+ *
  * Invariants:
  *   INV-1  After any mutating call returns 0, topics.json on disk holds
  *          exactly the in-memory table (written with

@@ -13,12 +13,18 @@
  *          freeing the old one second, so the field is never left
  *          pointing at freed memory.
  *
+ * The second part (at the end) seals and loads the JSON metadata files:
+ * config.h gives the seal rule and INV-4/INV-5. Its loader repeats
+ * fjson_load_file()'s fallback rules, adding the seal check before the
+ * parse, because fjson's decoders see the parsed tree, never the text.
+ *
  * Lookups scan the tables linearly: they hold about a hundred keys and
  * are searched at startup and on admin requests, never per message.
  */
 #include "common/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,8 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "common/crc.h"
 #include "common/errors.h"
+#include "common/fjson.h"
 #include "common/log.h"
 
 /* Longest line cfg_load_file() accepts, newline excluded. */
@@ -518,4 +529,253 @@ cfg_free(const struct cfg_target *t)
         free(*s);
         *s = NULL;
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Sealed metadata files (config.h INV-4, INV-5)                       */
+/* ------------------------------------------------------------------ */
+
+/* The tail with its hex digits as placeholders; positions 10..17 are the
+ * digits, every other byte is fixed. */
+static const char seal_tmpl[CFG_SEAL_LEN + 1] = ",\"crc32\":\"00000000\"}";
+#define SEAL_HEX_AT 10
+#define SEAL_HEX_LEN 8
+
+int
+cfg_json_seal(char **text, size_t *len)
+{
+    size_t n = *len, i;
+    char *p = *text, *q;
+    uint32_t crc;
+
+    if (n < 2 || p[n - 1] != '}')
+        return -EINVAL;
+    /* An empty object would need no comma before the member: we never
+     * write one, so refuse rather than carry a second form of the rule. */
+    for (i = n - 1; i > 0 && strchr(WHITESPACE, p[i - 1]) != NULL; i--)
+        ;
+    if (i == 0 || p[i - 1] == '{')
+        return -EINVAL;
+    q = realloc(p, n - 1 + CFG_SEAL_LEN + 1);
+    if (q == NULL)
+        return -ENOMEM;
+    crc = spk_crc32(q, n - 1);
+    snprintf(q + n - 1, CFG_SEAL_LEN + 1, ",\"crc32\":\"%08" PRIx32 "\"}", crc);
+    *text = q;
+    *len = n - 1 + CFG_SEAL_LEN;
+    return 0;
+}
+
+int
+cfg_json_check_seal(const char *text, size_t len, char *err, size_t errlen)
+{
+    const char *tail;
+    unsigned bits = 0;
+    uint32_t want = 0, got;
+    size_t i;
+
+    if (len < CFG_SEAL_LEN + 2)
+        return 0;
+    tail = text + len - CFG_SEAL_LEN;
+    for (i = 0; i < CFG_SEAL_LEN; i++) {
+        if (i >= SEAL_HEX_AT && i < SEAL_HEX_AT + SEAL_HEX_LEN)
+            continue;
+        bits += (unsigned)__builtin_popcount((unsigned char)(tail[i] ^ seal_tmpl[i]));
+    }
+    /* Two or fewer bits away from the fixed bytes: a seal, maybe damaged.
+     * Text RocketMQ writes ends in white space or a closing brace after a
+     * value, many bits away. */
+    if (bits > 2)
+        return 0;
+    if (bits != 0) {
+        set_err(err, errlen, "the crc32 member at the end is damaged");
+        return SPK_ECORRUPT;
+    }
+    for (i = 0; i < SEAL_HEX_LEN; i++) {
+        char c = tail[SEAL_HEX_AT + i];
+        unsigned v;
+        if (c >= '0' && c <= '9')
+            v = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = (unsigned)(c - 'a' + 10);
+        else {
+            /* Uppercase too: 'A' and 'a' differ in one bit and would mean
+             * the same value, so a flip between them would go unseen. */
+            set_err(err, errlen, "the crc32 member at the end is damaged");
+            return SPK_ECORRUPT;
+        }
+        want = want << 4 | v;
+    }
+    got = spk_crc32(text, len - CFG_SEAL_LEN);
+    if (got != want) {
+        set_err(err, errlen, "checksum mismatch (crc32 %08" PRIx32 " recorded, %08" PRIx32
+                             " computed): the file was changed after it was written",
+                want, got);
+        return SPK_ECORRUPT;
+    }
+    return 1;
+}
+
+/*
+ * Reads all of <path> into a new NUL-terminated buffer of *len bytes.
+ * Returns 0, -ENOENT, SPK_ETOOBIG (over FJSON_FILE_MAX) or another -errno.
+ */
+static int
+read_whole(const char *path, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = NULL, *p;
+    ssize_t r;
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return -errno;
+    buf = malloc(cap + 1);
+    if (buf == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > FJSON_FILE_MAX) {
+                rc = SPK_ETOOBIG;
+                goto fail;
+            }
+            cap *= 2;
+            p = realloc(buf, cap + 1);
+            if (p == NULL) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            buf = p;
+        }
+        r = read(fd, buf + n, cap - n);
+        if (r == -1) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto fail;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd); /* read-only: nothing to lose on a failed close */
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+
+fail:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* One file: 0 decoded, 1 missing or empty (*empty says which), or < 0. */
+static int
+load_sealed(const char *path, fjson_decode_fn decode, void *arg, int *empty, char *err,
+            size_t errlen)
+{
+    char why[256] = "";
+    char *text = NULL;
+    size_t len = 0;
+    cJSON *root;
+    int rc;
+
+    *empty = 0;
+    rc = read_whole(path, &text, &len);
+    if (rc == -ENOENT)
+        return 1;
+    if (rc != 0) {
+        set_err(err, errlen, "%s: %s", path, spk_strerror(rc));
+        return rc;
+    }
+    if (len == 0) {
+        free(text);
+        *empty = 1;
+        return 1;
+    }
+    rc = cfg_json_check_seal(text, len, why, sizeof(why));
+    if (rc < 0) {
+        free(text);
+        set_err(err, errlen, "%s: %s", path, why);
+        return rc;
+    }
+    root = fjson_parse(text, len);
+    free(text);
+    if (root == NULL) {
+        set_err(err, errlen, "%s: not valid JSON", path);
+        return SPK_ECORRUPT;
+    }
+    rc = decode(arg, root, why, sizeof(why));
+    cJSON_Delete(root);
+    if (rc != 0)
+        set_err(err, errlen, "%s: %s", path, why[0] ? why : spk_strerror(rc));
+    return rc;
+}
+
+/* INV-5: move a damaged main file out of the way of the next save, whose
+ * hard link would otherwise make it the only backup. */
+static void
+quarantine(const char *path)
+{
+    char aside[4096];
+
+    if (snprintf(aside, sizeof(aside), "%s.corrupt", path) >= (int)sizeof(aside))
+        return;
+    if (rename(path, aside) == 0)
+        spk_log(SPK_LOG_WARN, "config", "damaged %s kept as %s for inspection", path, aside);
+    else
+        spk_log(SPK_LOG_ERROR, "config", "cannot move damaged %s aside: %s; the next save "
+                                         "keeps it as the backup",
+                path, strerror(errno));
+}
+
+int
+cfg_json_load(const char *path, fjson_decode_fn decode, void *arg, enum fjson_source *src,
+              char *err, size_t errlen)
+{
+    char bak[4096], main_err[512] = "", bak_err[512] = "";
+    int main_rc, bak_rc, main_empty, bak_empty;
+
+    if (snprintf(bak, sizeof(bak), "%s.bak", path) >= (int)sizeof(bak)) {
+        set_err(err, errlen, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    main_rc = load_sealed(path, decode, arg, &main_empty, main_err, sizeof(main_err));
+    if (main_rc == 0) {
+        if (src)
+            *src = FJSON_SRC_MAIN;
+        return 0;
+    }
+    bak_rc = load_sealed(bak, decode, arg, &bak_empty, bak_err, sizeof(bak_err));
+    if (bak_rc == 0) {
+        if (main_rc == 1)
+            spk_log(SPK_LOG_WARN, "config", "%s is %s; loaded %s instead", path,
+                    main_empty ? "empty" : "missing", bak);
+        else
+            spk_log(SPK_LOG_WARN, "config", "%s; loaded the previous version %s instead",
+                    main_err, bak);
+        if (main_rc == SPK_ECORRUPT)
+            quarantine(path);
+        if (src)
+            *src = FJSON_SRC_BAK;
+        return 0;
+    }
+    if (main_rc == 1 && bak_rc == 1) {
+        if (main_empty)
+            spk_log(SPK_LOG_WARN, "config", "%s is empty and has no backup; starting empty", path);
+        if (src)
+            *src = FJSON_SRC_NONE;
+        return 0;
+    }
+    if (main_rc < 0 && bak_rc < 0)
+        set_err(err, errlen, "%s; backup %s", main_err, bak_err);
+    else if (main_rc < 0)
+        set_err(err, errlen, "%s (no backup %s to fall back to)", main_err, bak);
+    else
+        set_err(err, errlen, "%s is %s and %s", path, main_empty ? "empty" : "missing", bak_err);
+    return main_rc < 0 ? main_rc : bak_rc;
 }

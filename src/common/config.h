@@ -29,6 +29,9 @@
  *          module, so replacing a value frees the old one.
  *   INV-3  When several targets define the same key, the first one wins.
  *
+ * The second half of this header is about the JSON metadata files the
+ * broker rewrites at run time: see "Sealed metadata files" below.
+ *
  * None of this is synchronised: the caller sets values from one thread
  * (startup, or the thread that serves UPDATE_BROKER_CONFIG) and decides
  * how other threads see CFG_RUNTIME fields.
@@ -38,6 +41,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/fjson.h"
 
 enum cfg_type { CFG_BOOL, CFG_INT, CFG_INT64, CFG_STRING, CFG_ENUM };
 
@@ -135,5 +140,73 @@ int cfg_dump(const struct cfg_target *ts, size_t nts, char *buf, size_t len);
 
 /* Frees the strings t->obj owns and sets them to NULL. Idempotent. */
 void cfg_free(const struct cfg_target *t);
+
+/*
+ * Sealed metadata files.
+ *
+ * The JSON files the broker rewrites while it runs (consumerOffset.json,
+ * topics.json, subscriptionGroup.json, delayOffset.json) carry a checksum,
+ * so that a single flipped bit is detected instead of silently changing
+ * an offset, a queue count or a name. The rule, exactly:
+ *
+ *   A sealed file ends with the 20 bytes
+ *       ,"crc32":"hhhhhhhh"}
+ *   (no white space, nothing after the brace), where hhhhhhhh is the
+ *   CRC-32/IEEE (zlib's crc32, not masked) of every byte of the file
+ *   before that tail, written as 8 lowercase hexadecimal digits.
+ *
+ * So the member is the last one of the top-level object, and the text
+ * without it (the prefix plus "}") is the file as written before sealing.
+ * Apache RocketMQ reads a sealed file unchanged: its fastjson loader skips
+ * members it does not know. A file RocketMQ writes has no such tail and
+ * is loaded without a check; it is sealed the next time we write it. A
+ * file whose last 20 bytes differ from the tail's fixed bytes (all but the
+ * hex digits) in one or two bits counts as sealed and damaged, so that a
+ * flip inside the tail cannot pass the file off as unsealed. A file edited
+ * by hand must lose its "crc32" member (or the whole tail), or it will be
+ * refused as damaged.
+ *
+ * Invariants:
+ *   INV-4  Every single-bit change of a sealed file is reported: in the
+ *          prefix by the CRC (CRC-32 catches every error burst up to 32
+ *          bits), in the hex digits because only lowercase hex is accepted
+ *          and each digit maps to one value, in the fixed bytes by the
+ *          near-match rule above.
+ *   INV-5  cfg_json_load() never lets a damaged main file be kept as the
+ *          next .bak: it is renamed to <path>.corrupt before anything new
+ *          is written, so the previous good version survives the next save.
+ */
+#define CFG_SEAL_LEN 20
+
+/*
+ * Appends the seal to the JSON object text in *text (a malloc'd buffer of
+ * *len bytes, ending with '}' that closes an object holding at least one
+ * member): *text is reallocated and *len updated. Returns 0, -EINVAL when
+ * the text does not end with a non-empty object, or -ENOMEM (the buffer
+ * is then unchanged).
+ */
+int cfg_json_seal(char **text, size_t *len);
+
+/*
+ * Checks the seal of text[0, len). Returns 1 when sealed and intact, 0 when
+ * not sealed (a file from RocketMQ or an older writer), or SPK_ECORRUPT
+ * with the reason in err[errlen] (may be NULL) when the seal is damaged or
+ * does not match.
+ */
+int cfg_json_check_seal(const char *text, size_t len, char *err, size_t errlen);
+
+/*
+ * fjson_load_file() with seals: loads <path> with <decode> (see fjson.h
+ * for the decoder contract), refusing a file whose seal does not verify,
+ * and falls back to <path>.bak when <path> is missing, empty, damaged or
+ * rejected. Each fallback is logged at WARN with the file and the reason.
+ * After a fallback caused by damage (SPK_ECORRUPT), the damaged main file
+ * is renamed to <path>.corrupt (INV-5, logged). Returns what
+ * fjson_load_file() returns: 0 and the source in *src (if not NULL), or
+ * SPK_ECORRUPT / -errno with err[errlen] naming both files when no good
+ * copy exists; the caller must then refuse to start.
+ */
+int cfg_json_load(const char *path, fjson_decode_fn decode, void *arg, enum fjson_source *src,
+                  char *err, size_t errlen);
 
 #endif /* SPK_COMMON_CONFIG_H */

@@ -7,16 +7,26 @@
  * to pipelined requests leave in one writev.
  *
  * Invariants (in addition to loop.h):
- *   INV-5  A connection is on the dirty list at most once (c->dirty).
- *   INV-6  c->events mirrors what epoll was told for c->fd.
- *   INV-7  rbuf[0..rlen) holds bytes read but not yet consumed as frames;
- *          rcap never exceeds frame_max + READ_CHUNK.
+ *   INV-7  A connection is on the dirty list at most once (c->dirty).
+ *   INV-8  c->events mirrors what epoll was told for c->fd.
+ *   INV-9  rbuf[0..rlen) holds bytes read but not yet consumed as frames;
+ *          rcap never exceeds frame_max + READ_CHUNK. rbuf is NULL whenever
+ *          rlen is 0 after a read (loop.h INV-5): ten thousand idle
+ *          clients must not cost 16 KiB each.
+ *   INV-10 c->frame_start is the loop time at which the partial frame now
+ *          at the head of rbuf began to arrive (valid while rlen > 0);
+ *          c->wprog is the last time queued output made progress (or
+ *          became non-empty). The idle scan, once a second, closes on both.
+ *   INV-11 l->reserve_fd is an open descriptor except for the moment it
+ *          is spent on accepting a connection that must be shed; the
+ *          listeners are disarmed (not polled) only while accept_paused.
  */
 #include "net/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -25,10 +35,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -37,8 +49,17 @@
 #define READ_CHUNK  (64u * 1024)
 #define RBUF_MIN    (16u * 1024)  /* first read buffer of a connection */
 #define RBUF_BULK   (256u * 1024) /* reads that fill the buffer grow it to this */
+#define READ_BUDGET (256u * 1024) /* bytes read from one connection per iteration */
 #define MAX_IOV     64
 #define MAX_EVENTS  128
+#define BAD_LOG_MS  5000          /* at most one WARN line per interval for bad peers */
+#define SHED_LOG_MS 60000         /* ... and for connections refused for lack of fds */
+#define ACCEPT_PAUSE_MS 100       /* listeners rest this long when accept cannot proceed */
+#define ACCEPT_BATCH 256          /* connections accepted per listener event */
+#define SLOW_ITER_US 200000       /* iterations this long are logged ... */
+#define SLOW_LOG_MS 10000         /* ... at most once per interval */
+#define TRIM_AFTER  (8u << 20)    /* give freed heap back after this much output ... */
+#define TRIM_QUIET  (64u << 10)   /* ... once a second passes with less than this */
 
 enum ev_kind { EV_LISTENER = 1, EV_CONN, EV_WAKE };
 
@@ -84,6 +105,8 @@ struct net_conn {
     struct chunk *qhead, *qtail;
     size_t qbytes;
     int64_t last_io;
+    int64_t frame_start; /* INV-10 */
+    int64_t wprog;       /* INV-10 */
 };
 
 struct net_timer {
@@ -120,9 +143,52 @@ struct net_loop {
     int64_t last_idle_scan;
     uint64_t next_id;
     struct net_stats st;
+    struct net_iter_hist ih;
+    int reserve_fd;      /* INV-11 */
+    int fd_ceiling;      /* accepted descriptors at or above this are shed */
+    bool accept_paused;
+    struct spk_log_rl rl_bad, rl_shed, rl_slow;
+    size_t npaused; /* open connections with c->paused set */
+    uint64_t trim_mark; /* st.bytes_out at the last malloc_trim */
+    uint64_t scan_out;  /* st.bytes_out at the last idle scan */
 };
 
 static void conn_close(struct net_conn *c, const char *why);
+
+static void
+iter_record(struct net_loop *l, uint64_t us, int nevents)
+{
+    l->ih.count[net_iter_bucket(us)]++;
+    l->ih.n++;
+    if (us > l->ih.max_us)
+        l->ih.max_us = us;
+    /* Every client waits while the loop is busy: say so (rarely). */
+    if (us >= SLOW_ITER_US)
+        spk_log_ratelimited(&l->rl_slow, SLOW_LOG_MS, SPK_LOG_WARN, "net",
+                            "an event-loop iteration took %llu ms (%d events)",
+                            (unsigned long long)(us / 1000), nevents);
+}
+
+/*
+ * Accepted descriptors must leave NET_FD_HEADROOM below RLIMIT_NOFILE for
+ * the rest of the process (segments, index files, the name-server
+ * client): a flood of clients must cost them connections, not the store
+ * its ability to open its next file. Read again at each net_listen, so a
+ * limit raised at start-up counts.
+ */
+static void
+update_fd_ceiling(struct net_loop *l)
+{
+    struct rlimit rl;
+    rlim_t cur = 1024;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        cur = rl.rlim_cur;
+    if (cur > (1u << 24)) /* RLIM_INFINITY included */
+        cur = 1u << 24;
+    /* A tiny limit (a test's) keeps a quarter in reserve instead. */
+    l->fd_ceiling = cur > 4 * NET_FD_HEADROOM ? (int)(cur - NET_FD_HEADROOM) : (int)(cur * 3 / 4);
+}
 
 int
 net_loop_create(struct net_loop **out)
@@ -134,7 +200,8 @@ net_loop_create(struct net_loop **out)
         return -ENOMEM;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (l->epfd < 0 || l->wake.fd < 0)
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (l->epfd < 0 || l->wake.fd < 0 || l->reserve_fd < 0)
         goto fail;
     l->wake.tag.kind = EV_WAKE;
     memset(&ev, 0, sizeof(ev));
@@ -146,6 +213,9 @@ net_loop_create(struct net_loop **out)
     l->lim.out_hard = 512u << 20;
     l->lim.idle_ms = 120000;
     l->lim.frame_max = PROTO_FRAME_MAX;
+    l->lim.read_timeout_ms = NET_READ_TIMEOUT_MS;
+    l->lim.stall_ms = NET_STALL_TIMEOUT_MS;
+    update_fd_ceiling(l);
     l->now = spk_mono_ms();
     l->last_idle_scan = l->now;
     l->next_id = 1;
@@ -157,6 +227,8 @@ fail: {
             close(l->epfd);
         if (l->wake.fd >= 0)
             close(l->wake.fd);
+        if (l->reserve_fd >= 0)
+            close(l->reserve_fd);
         free(l);
         return rc;
     }
@@ -217,6 +289,8 @@ net_loop_destroy(struct net_loop *l)
     }
     close(l->epfd);
     close(l->wake.fd);
+    if (l->reserve_fd >= 0)
+        close(l->reserve_fd);
     free(l);
 }
 
@@ -272,6 +346,7 @@ net_listen(struct net_loop *l, const char *host, int port, const struct net_hand
     }
     ls->next = l->listeners;
     l->listeners = ls;
+    update_fd_ceiling(l);
     return 0;
 }
 
@@ -414,9 +489,26 @@ chunk_free(struct chunk *k)
 }
 
 static void
+conn_pause(struct net_conn *c)
+{
+    if (!c->paused) {
+        c->paused = true;
+        c->loop->npaused++;
+    }
+}
+
+static void
+rbuf_release(struct net_conn *c)
+{
+    c->loop->st.rbuf_bytes -= c->rcap;
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = c->rlen = 0;
+}
+
+static void
 conn_free(struct net_conn *c)
 {
-    free(c->rbuf);
     free(c);
 }
 
@@ -445,9 +537,15 @@ conn_close(struct net_conn *c, const char *why)
         spk_log(SPK_LOG_INFO, "net", "closing %s (conn %llu): %s", c->peer, (unsigned long long)c->id,
                 why);
     c->closed = true;
+    if (c->paused)
+        l->npaused--; /* c->paused stays set: nothing is read after close */
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
+    /* Nothing reads rbuf after close; freed here, while the loop (and its
+     * byte count) surely exists, not when the last reference goes. */
+    if (c->rbuf)
+        rbuf_release(c);
     while ((k = c->qhead) != NULL) {
         c->qhead = k->next;
         chunk_free(k);
@@ -472,6 +570,28 @@ void
 net_conn_close(struct net_conn *c)
 {
     conn_close(c, NULL);
+}
+
+/* Closes <c> for misbehaving, with a WARN line rate-limited across the loop. */
+static void
+conn_close_warn(struct net_conn *c, const char *why)
+{
+    struct net_loop *l = c->loop;
+
+    if (c->closed)
+        return;
+    spk_log_ratelimited(&l->rl_bad, BAD_LOG_MS, SPK_LOG_WARN, "net", "closing %s (conn %llu): %s",
+                        c->peer, (unsigned long long)c->id, why);
+    conn_close(c, NULL);
+}
+
+void
+net_conn_close_bad(struct net_conn *c, const char *why)
+{
+    if (c->closed)
+        return;
+    c->loop->st.bad_frames++;
+    conn_close_warn(c, why);
 }
 
 int
@@ -533,10 +653,12 @@ queue_chunk(struct net_conn *c, struct chunk *k)
         return SPK_ESHUTDOWN;
     }
     k->next = NULL;
-    if (c->qtail)
+    if (c->qtail) {
         c->qtail->next = k;
-    else
+    } else {
         c->qhead = k;
+        c->wprog = l->now; /* a stall is measured from here */
+    }
     c->qtail = k;
     c->qbytes += k->len;
     if (!c->dirty) {
@@ -547,7 +669,7 @@ queue_chunk(struct net_conn *c, struct chunk *k)
     }
     if (c->qbytes > l->lim.out_hard) {
         l->st.limit_closed++;
-        conn_close(c, "output queue over the hard limit (the peer does not read its replies)");
+        conn_close_warn(c, "output queue over the hard limit (the peer does not read its replies)");
         return SPK_ETOOBIG;
     }
     return 0;
@@ -613,6 +735,7 @@ conn_flush(struct net_conn *c)
         }
         l->st.bytes_out += (uint64_t)w;
         c->last_io = l->now;
+        c->wprog = l->now;
         c->qbytes -= (size_t)w;
         while (w > 0) {
             k = c->qhead;
@@ -643,7 +766,7 @@ conn_flush(struct net_conn *c)
          * resume_paused(), which also delivers frames already buffered. */
         uint32_t ev = 0;
         if (c->qbytes > l->lim.out_soft)
-            c->paused = true;
+            conn_pause(c);
         if (!c->paused)
             ev |= EPOLLIN;
         if (c->qhead)
@@ -666,12 +789,83 @@ flush_dirty(struct net_loop *l)
     }
 }
 
+/* Listeners stop being polled (accept_paused) and are re-armed by a timer. */
+static void
+listeners_arm(struct net_loop *l, bool on)
+{
+    for (struct listener *ls = l->listeners; ls; ls = ls->next) {
+        struct epoll_event ev;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.events = on ? EPOLLIN : 0;
+        ev.data.ptr = &ls->tag;
+        (void)epoll_ctl(l->epfd, EPOLL_CTL_MOD, ls->fd, &ev);
+    }
+    l->accept_paused = !on;
+}
+
+static void
+accept_resume(void *arg)
+{
+    struct net_loop *l = arg;
+
+    if (l->accept_paused)
+        listeners_arm(l, true);
+}
+
+/*
+ * accept4 failed with <err> other than EAGAIN/EINTR. Returns true if the
+ * caller may try to accept again, false if it must stop for this event.
+ *
+ * EMFILE/ENFILE leave the pending connection in the backlog, so a
+ * level-triggered listener would wake the loop at once, forever: the
+ * reserve descriptor is given up to accept that connection and close it
+ * (the peer sees a clean close rather than a hang), then taken back.
+ * When even that fails, or for ENOBUFS/ENOMEM, the listeners rest for
+ * ACCEPT_PAUSE_MS. Either way the log gets one line per SHED_LOG_MS.
+ */
+static bool
+accept_failed(struct net_loop *l, struct listener *ls, int err)
+{
+    if (err == ECONNABORTED || err == EPROTO)
+        return true; /* that peer gave up; the next may be fine */
+    if ((err == EMFILE || err == ENFILE) && l->reserve_fd >= 0) {
+        int fd;
+
+        close(l->reserve_fd);
+        fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            l->st.shed++;
+        }
+        l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        spk_log_ratelimited(&l->rl_shed, SHED_LOG_MS, SPK_LOG_WARN, "net",
+                            "accept: %s: closing new connections until descriptors are free "
+                            "(%llu so far; raise ulimit -n)",
+                            strerror(err), (unsigned long long)l->st.shed);
+        if (fd >= 0 && l->reserve_fd >= 0)
+            return true;
+    } else {
+        spk_log_ratelimited(&l->rl_shed, SHED_LOG_MS, SPK_LOG_WARN, "net",
+                            "accept: %s: not accepting for %d ms", strerror(err),
+                            ACCEPT_PAUSE_MS);
+    }
+    if (!l->accept_paused) {
+        listeners_arm(l, false);
+        if (!net_timer_add(l, ACCEPT_PAUSE_MS, 0, accept_resume, l))
+            listeners_arm(l, true); /* no timer: better to spin than to stop listening */
+    }
+    return false;
+}
+
 static void
 conn_accept(struct net_loop *l, struct listener *ls)
 {
-    if (ls->fd < 0)
-        return; /* closed by a callback earlier in this batch */
-    for (;;) {
+    if (ls->fd < 0 || l->accept_paused)
+        return; /* closed by a callback earlier in this batch, or resting */
+    /* A bounded batch per event: an accept storm must not stretch one
+     * iteration (the listener stays ready, so the rest come next turn). */
+    for (int batch = 0; batch < ACCEPT_BATCH; batch++) {
         struct sockaddr_in sa;
         socklen_t salen = sizeof(sa);
         struct net_conn *c;
@@ -683,9 +877,18 @@ conn_accept(struct net_loop *l, struct listener *ls)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                spk_log(SPK_LOG_WARN, "net", "accept: %s", strerror(errno));
-            return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || !accept_failed(l, ls, errno))
+                return;
+            continue;
+        }
+        if (fd >= l->fd_ceiling) {
+            close(fd);
+            l->st.shed++;
+            spk_log_ratelimited(&l->rl_shed, SHED_LOG_MS, SPK_LOG_WARN, "net",
+                                "closing new connections: fewer than %d descriptors left below "
+                                "the limit (%llu so far; raise ulimit -n)",
+                                NET_FD_HEADROOM, (unsigned long long)l->st.shed);
+            continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c = calloc(1, sizeof(*c));
@@ -738,17 +941,24 @@ conn_frames(struct net_conn *c)
         /* Output already over the soft limit: deliver nothing more until
          * it drains (INV-2), even within one read's burst of frames. */
         if (c->qbytes > l->lim.out_soft) {
-            c->paused = true;
+            conn_pause(c);
             break;
         }
         rc = proto_frame_split(c->rbuf + pos, c->rlen - pos, &flen);
 
+        /* A length word over the limit is refused as soon as it arrives,
+         * not after the peer has made us buffer that much. */
+        if (rc == -EAGAIN && c->rlen - pos >= 4 &&
+            (size_t)be_get32(c->rbuf + pos) + 4 > l->lim.frame_max)
+            rc = SPK_ETOOBIG;
         if (rc == -EAGAIN)
             break;
         if (rc < 0 || flen > l->lim.frame_max) {
-            l->st.bad_frames++;
-            conn_close(c, rc == SPK_EFORMAT ? "malformed frame length"
-                                            : "frame longer than the limit");
+            char why[96];
+            snprintf(why, sizeof(why), "%s (length field %u)",
+                     rc == SPK_EFORMAT ? "malformed frame length" : "frame longer than the limit",
+                     c->rlen - pos >= 4 ? be_get32(c->rbuf + pos) : 0);
+            net_conn_close_bad(c, why);
             return false;
         }
         l->st.frames_in++;
@@ -761,6 +971,12 @@ conn_frames(struct net_conn *c)
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
     }
+    /* The read timeout counts from the first byte of the frame now at
+     * the head (INV-10): a new one began if any frame was consumed. */
+    if (c->rlen > 0 && (pos > 0 || c->frame_start == 0))
+        c->frame_start = l->now;
+    else if (c->rlen == 0)
+        c->frame_start = 0;
     return true;
 }
 
@@ -768,10 +984,14 @@ static void
 conn_read(struct net_conn *c)
 {
     struct net_loop *l = c->loop;
-    int rounds = 0, grow = 0;
+    int grow = 0;
+    size_t budget = READ_BUDGET;
 
     net_conn_hold(c);
-    while (!c->closed && !c->paused && rounds++ < 16) {
+    /* One connection gets at most READ_BUDGET bytes per iteration: 100k
+     * tiny pipelined frames must not hold every other client up. What is
+     * left stays in the socket, and level-triggered epoll reports it. */
+    while (!c->closed && !c->paused && budget > 0) {
         size_t want;
         ssize_t r;
 
@@ -796,6 +1016,7 @@ conn_read(struct net_conn *c)
                 conn_close(c, "out of memory");
                 break;
             }
+            l->st.rbuf_bytes += need - c->rcap;
             c->rbuf = nb;
             c->rcap = need;
         }
@@ -813,6 +1034,7 @@ conn_read(struct net_conn *c)
             break;
         }
         grow = (size_t)r == want;
+        budget = (size_t)r < budget ? budget - (size_t)r : 0;
         l->st.bytes_in += (uint64_t)r;
         c->last_io = l->now;
         c->rlen += (size_t)r;
@@ -821,11 +1043,11 @@ conn_read(struct net_conn *c)
         if (!grow)
             break; /* the socket is drained */
     }
-    if (!c->closed && c->rlen == 0 && c->rcap > RBUF_BULK) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
-    }
+    /* Nothing buffered: give the buffer back (INV-9). An idle connection
+     * then costs its struct only; a busy one pays a malloc per read that
+     * ends on a frame boundary, which is cheap beside the read itself. */
+    if (!c->closed && c->rlen == 0 && c->rbuf)
+        rbuf_release(c);
     /* Paused with frames still buffered: they are delivered on resume. */
     if (!c->closed && c->paused)
         conn_set_events(c, c->qhead ? EPOLLOUT : 0);
@@ -838,12 +1060,37 @@ idle_scan(struct net_loop *l)
     struct net_conn *c = l->conns, *n;
 
     l->last_idle_scan = l->now;
-    if (l->lim.idle_ms <= 0)
-        return;
+    /*
+     * A burst of replies (100k pipelined requests) leaves the heap full of
+     * freed holes that malloc keeps. When the burst is over (a quiet
+     * second after a lot of output), hand them back, so that the resident
+     * size returns to where it was (T8); steady traffic is never slowed
+     * by it, since it reuses the holes anyway.
+     */
+    if (l->st.bytes_out - l->trim_mark > TRIM_AFTER &&
+        l->st.bytes_out - l->scan_out < TRIM_QUIET) {
+        l->trim_mark = l->st.bytes_out;
+        (void)malloc_trim(0);
+    }
+    l->scan_out = l->st.bytes_out;
     for (; c; c = n) {
-        n = c->next;
-        /* A connection with output waiting is not idle: the peer is slow. */
-        if (!c->qhead && l->now - c->last_io > l->lim.idle_ms) {
+        char why[128];
+
+        n = c->next; /* conn_close unlinks c only, and runs no frame callback */
+        if (l->lim.read_timeout_ms > 0 && c->rlen > 0 && !c->paused &&
+            l->now - c->frame_start > l->lim.read_timeout_ms) {
+            l->st.read_timeouts++;
+            snprintf(why, sizeof(why), "frame not completed within %lld ms (%zu bytes so far)",
+                     (long long)l->lim.read_timeout_ms, c->rlen);
+            conn_close_warn(c, why);
+        } else if (l->lim.stall_ms > 0 && c->qhead && l->now - c->wprog > l->lim.stall_ms) {
+            l->st.stall_closed++;
+            snprintf(why, sizeof(why),
+                     "the peer has not read its replies for %lld ms (%zu bytes queued)",
+                     (long long)(l->now - c->wprog), c->qbytes);
+            conn_close_warn(c, why);
+        } else if (l->lim.idle_ms > 0 && !c->qhead && l->now - c->last_io > l->lim.idle_ms) {
+            /* A connection with output waiting is not idle: the peer is slow. */
             l->st.idle_closed++;
             conn_close(c, "idle");
         }
@@ -860,12 +1107,15 @@ resume_paused(struct net_loop *l)
 {
     bool delivered = false;
 
+    if (l->npaused == 0)
+        return false; /* the common case: no walk over every connection */
     /* conn_frames runs callbacks that may close any connection, so the
      * scan restarts after each delivery rather than trusting c->next. */
 restart:
     for (struct net_conn *c = l->conns; c; c = c->next) {
         if (c->paused && c->qbytes <= l->lim.out_soft / 2) {
             c->paused = false;
+            l->npaused--;
             conn_set_events(c, EPOLLIN | (c->qhead ? EPOLLOUT : 0));
             if (c->rlen) {
                 net_conn_hold(c);
@@ -883,6 +1133,8 @@ int
 net_loop_run(struct net_loop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
+    uint64_t woke_ns = 0; /* when the last epoll_wait returned; 0 before the first */
+    int nev = 0;
 
     while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
         int64_t next, start;
@@ -901,7 +1153,11 @@ net_loop_run(struct net_loop *l)
             if (d < timeout)
                 timeout = d < 0 ? 0 : (int)d;
         }
+        if (woke_ns)
+            iter_record(l, (spk_mono_ns() - woke_ns) / 1000, nev);
         n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+        woke_ns = spk_mono_ns();
+        nev = n;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -995,4 +1251,63 @@ net_loop_stats(struct net_loop *l, struct net_stats *st, int reset_max)
     *st = l->st;
     if (reset_max)
         l->st.max_iter_ms = 0;
+}
+
+/* Iteration histogram ------------------------------------------------------ */
+
+int
+net_iter_bucket(uint64_t us)
+{
+    int e, b;
+
+    if (us < 4)
+        return (int)us;
+    e = 63 - __builtin_clzll(us); /* 2^e <= us < 2^(e+1), e >= 2 */
+    b = 4 + (e - 2) * 4 + (int)((us >> (e - 2)) & 3);
+    return b < NET_ITER_BUCKETS ? b : NET_ITER_BUCKETS - 1;
+}
+
+uint64_t
+net_iter_bucket_low(int i)
+{
+    int e;
+
+    if (i < 4)
+        return (uint64_t)(i < 0 ? 0 : i);
+    e = (i - 4) / 4 + 2;
+    return (uint64_t)(4 + (i - 4) % 4) << (e - 2);
+}
+
+uint64_t
+net_iter_bucket_high(int i)
+{
+    if (i >= NET_ITER_BUCKETS - 1)
+        return UINT64_MAX;
+    return net_iter_bucket_low(i + 1) - 1;
+}
+
+uint64_t
+net_iter_quantile(const struct net_iter_hist *h, double q)
+{
+    uint64_t want, seen = 0;
+
+    if (h->n == 0)
+        return 0;
+    want = (uint64_t)(q * (double)h->n + 0.999999);
+    if (want < 1)
+        want = 1;
+    for (int i = 0; i < NET_ITER_BUCKETS; i++) {
+        seen += h->count[i];
+        if (seen >= want) {
+            uint64_t hi = net_iter_bucket_high(i);
+            return hi < h->max_us ? hi : h->max_us;
+        }
+    }
+    return h->max_us;
+}
+
+void
+net_loop_iter_hist(const struct net_loop *l, struct net_iter_hist *out)
+{
+    *out = l->ih;
 }

@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,6 +168,11 @@ struct srv {
     const uint8_t *big; /* borrowed by 'R' replies */
     size_t big_len;
     int loop_rc;
+    /* srv_snapshot(): copies taken on the loop thread */
+    struct net_wakeup *snap_w;
+    struct net_stats snap_st;
+    struct net_iter_hist snap_ih;
+    int snap_done;
 };
 
 static void
@@ -349,6 +356,29 @@ srv_on_close(void *ud, struct net_conn *c)
 
 static const struct net_handler srv_handler = {srv_on_frame, srv_on_close};
 
+static void
+snap_fire(void *arg)
+{
+    struct srv *s = arg;
+
+    net_loop_stats(s->loop, &s->snap_st, 0);
+    net_loop_iter_hist(s->loop, &s->snap_ih);
+    __atomic_store_n(&s->snap_done, 1, __ATOMIC_RELEASE);
+}
+
+/* The loop's counters and histogram, copied on the loop thread while it runs. */
+static void
+srv_snapshot(struct srv *s, struct net_stats *st, struct net_iter_hist *ih)
+{
+    __atomic_store_n(&s->snap_done, 0, __ATOMIC_RELEASE);
+    net_wakeup_signal(s->snap_w);
+    cr_assert_eq(wait_for(&s->snap_done, 1, WAIT_MS), 1);
+    if (st)
+        *st = s->snap_st;
+    if (ih)
+        *ih = s->snap_ih;
+}
+
 static void *
 loop_thread(void *arg)
 {
@@ -367,6 +397,8 @@ srv_init(struct srv *s, const struct net_limits *lim)
     if (lim)
         net_loop_set_limits(s->loop, lim);
     s->port = listen_free(s->loop, &srv_handler, s);
+    s->snap_w = net_wakeup_add(s->loop, snap_fire, s);
+    cr_assert_not_null(s->snap_w);
 }
 
 static void
@@ -670,7 +702,7 @@ Test(net, bad_length_closes_only_that_connection)
 /* net_limits.frame_max lowers the limit. */
 Test(net, frame_max_limit)
 {
-    struct net_limits lim = {32u << 20, 512u << 20, 0, 1024};
+    struct net_limits lim = {32u << 20, 512u << 20, 0, 1024, 0, 0};
     struct srv s;
     uint8_t buf[2048];
     int fd;
@@ -840,7 +872,7 @@ Test(net, borrowed_chunk_released_by_destroy)
  */
 Test(net, slow_reader_is_paused_then_resumed)
 {
-    struct net_limits lim = {64u << 10, 256u << 20, 0, 0};
+    struct net_limits lim = {64u << 10, 256u << 20, 0, 0, 0, 0};
     enum { N = 200, REPLY = 64 << 10 };
     struct srv s;
     uint8_t req[64];
@@ -890,7 +922,7 @@ Test(net, slow_reader_is_paused_then_resumed)
  */
 Test(net, hard_limit_closes_non_reader)
 {
-    struct net_limits lim = {64u << 10, 1u << 20, 0, 0};
+    struct net_limits lim = {64u << 10, 1u << 20, 0, 0, 0, 0};
     struct srv s;
     uint8_t req[64];
     int victim, other;
@@ -926,7 +958,7 @@ Test(net, hard_limit_closes_non_reader)
  */
 Test(net, soft_limit_holds_for_pipelined_burst)
 {
-    struct net_limits lim = {64u << 10, 4u << 20, 0, 0};
+    struct net_limits lim = {64u << 10, 4u << 20, 0, 0, 0, 0};
     enum { N = 64, REPLY = 256 << 10 };
     struct srv s;
     uint8_t buf[N * HDR];
@@ -992,7 +1024,7 @@ Test(net, callback_closes_another_ready_connection)
 
 Test(net, idle_timeout_closes_only_idle_connections)
 {
-    struct net_limits lim = {32u << 20, 512u << 20, 400, 0};
+    struct net_limits lim = {32u << 20, 512u << 20, 400, 0, 0, 0};
     struct srv s;
     int idle, busy, closed = 0;
     int64_t start, closed_at = 0;
@@ -1694,4 +1726,279 @@ Test(net, client_survives_server_restart)
     free(req);
     net_client_destroy(cl);
     rsrv_stop(&s);
+}
+
+/* ------------------------------------------- slow peers, buffers, descriptors */
+
+/*
+ * Read buffers exist only while a partial frame is buffered (loop.h
+ * INV-5): after complete frames the connection holds none, a half frame
+ * holds one, and completing it gives it back.
+ */
+Test(net, read_buffer_held_only_for_partial_frames)
+{
+    struct srv s;
+    struct net_stats st;
+    uint8_t req[64];
+    size_t n;
+    int fds[8];
+
+    srv_start(&s, NULL);
+    for (int i = 0; i < 8; i++) {
+        fds[i] = cli_connect(s.port, 0);
+        echo_once(fds[i], (uint32_t)i);
+    }
+    srv_snapshot(&s, &st, NULL);
+    cr_assert_eq(st.rbuf_bytes, 0, "idle connections hold %llu read-buffer bytes",
+                 (unsigned long long)st.rbuf_bytes);
+    n = mk_req(req, 'E', 0, 99, 20);
+    cli_write(fds[0], req, n / 2);
+    sleep_ms(200);
+    srv_snapshot(&s, &st, NULL);
+    cr_assert_gt(st.rbuf_bytes, 0);
+    cli_write(fds[0], req + n / 2, n - n / 2);
+    {
+        size_t rlen = 0;
+        uint8_t *r = cli_read_frame(fds[0], &rlen);
+
+        cr_assert_not_null(r);
+        cr_assert_eq(rlen, n);
+        free(r);
+    }
+    srv_snapshot(&s, &st, NULL);
+    cr_assert_eq(st.rbuf_bytes, 0);
+    for (int i = 0; i < 8; i++)
+        close(fds[i]);
+    srv_stop(&s);
+}
+
+/*
+ * A frame trickled in slower than the read timeout closes its connection;
+ * a connection that sends whole frames with long pauses between them is
+ * not touched (the timeout runs from a frame's first byte to its last).
+ */
+Test(net, read_timeout_closes_a_trickled_frame_only)
+{
+    struct net_limits lim = {32u << 20, 512u << 20, 0, 0, 300, 0};
+    struct srv s;
+    struct net_stats st;
+    uint8_t req[64];
+    size_t n = mk_req(req, 'E', 0, 1, 20), sent = 0;
+    int slow, calm;
+    int64_t t0;
+
+    srv_start(&s, &lim);
+    slow = cli_connect(s.port, 0);
+    calm = cli_connect(s.port, 0);
+    t0 = spk_mono_ms();
+    while (!cli_wait_closed(slow, 100) && spk_mono_ms() - t0 < WAIT_MS) {
+        if (sent < n - 1 && send(slow, req + sent, 1, MSG_NOSIGNAL) == 1)
+            sent++;
+        if ((spk_mono_ms() - t0) / 400 % 2 == 0)
+            echo_once(calm, (uint32_t)sent);
+    }
+    cr_assert_lt(spk_mono_ms() - t0, WAIT_MS, "the trickling connection was never closed");
+    cr_assert_lt(sent, n - 1, "the frame was completed before the timeout");
+    sleep_ms(1500); /* longer than the timeout, between whole frames */
+    echo_once(calm, 1000);
+    srv_halt(&s);
+    net_loop_stats(s.loop, &st, 0);
+    cr_assert_eq(st.read_timeouts, 1);
+    close(slow);
+    close(calm);
+    srv_stop(&s);
+}
+
+/* Queued output that does not move for stall_ms closes the connection. */
+Test(net, write_stall_closes_a_peer_that_stopped_reading)
+{
+    struct net_limits lim = {64u << 10, 256u << 20, 0, 0, 0, 300};
+    struct srv s;
+    struct net_stats st;
+    uint8_t req[64];
+    int victim, other;
+
+    srv_start(&s, &lim);
+    victim = cli_connect(s.port, 4096);
+    other = cli_connect(s.port, 0);
+    cli_write(victim, req, mk_req(req, 'P', 0, 1, 0)); /* 64 KiB every 5 ms, never read */
+    sleep_ms(2500);
+    echo_once(other, 2);
+    cr_assert(cli_wait_closed(victim, WAIT_MS));
+    srv_halt(&s);
+    net_loop_stats(s.loop, &st, 0);
+    cr_assert_eq(st.stall_closed, 1);
+    cr_assert_eq(st.limit_closed, 0);
+    close(victim);
+    close(other);
+    srv_stop(&s);
+}
+
+/* Connects from a child process (its own descriptor table) <n> times;
+ * returns how many of them were served an echo and how many closed. */
+static void
+child_connects(int port, int n, int *served, int *closed, int pfd[2])
+{
+    int st;
+    pid_t pid;
+
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int res[2] = {0, 0}, *fds = calloc((size_t)n, sizeof(int));
+        struct sockaddr_in sa;
+        struct timeval tv = {2, 0};
+        struct rlimit rl;
+
+        /* the parent lowered its own limit: the child needs room */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < n && fds; i++) {
+            uint8_t req[64], resp[64];
+            size_t len = mk_req(req, 'E', 0, (uint32_t)i, 0);
+
+            fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            if (connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+                write(fds[i], req, len) != (ssize_t)len) {
+                res[1]++;
+                continue;
+            }
+            if (read_full(fds[i], resp, len) == 0)
+                res[0]++;
+            else
+                res[1]++;
+        }
+        if (write(pfd[1], res, sizeof(res)) != (ssize_t)sizeof(res))
+            _exit(1);
+        _exit(0);
+    }
+    {
+        int res[2];
+
+        /* pfd[1] stays open until the result is in: closing it earlier
+         * would hand the server a free descriptor in the EMFILE test. */
+        cr_assert_eq(read_full(pfd[0], res, sizeof(res)), 0);
+        *served = res[0];
+        *closed = res[1];
+    }
+    close(pfd[1]);
+    close(pfd[0]);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+}
+
+/*
+ * With the descriptor table full, connections are accepted and closed
+ * with the reserve descriptor (the peer sees a close, not a hang), the
+ * loop does not spin on the ready listener, and once descriptors are free
+ * again connections are served.
+ */
+Test(net, emfile_sheds_connections_without_spinning)
+{
+    struct srv s;
+    struct net_stats st;
+    struct net_iter_hist h0, h1;
+    int hog[4096], nhog = 0, served, closed, pfd[2];
+
+    srv_start(&s, NULL);
+    {
+        int fd = cli_connect(s.port, 0);
+        echo_once(fd, 1);
+        close(fd);
+    }
+    {
+        struct rlimit rl;
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = 512;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    while (nhog < 4096) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd == -1)
+            break;
+        hog[nhog++] = fd;
+    }
+    cr_assert_eq(errno, EMFILE);
+    /* the two descriptors of the child's result pipe, and none to spare */
+    close(hog[--nhog]);
+    close(hog[--nhog]);
+    cr_assert_eq(pipe(pfd), 0);
+    srv_snapshot(&s, NULL, &h0);
+    child_connects(s.port, 20, &served, &closed, pfd);
+    sleep_ms(1000);
+    srv_snapshot(&s, &st, &h1);
+    cr_assert_eq(served, 0);
+    cr_assert_eq(closed, 20);
+    cr_assert_geq(st.shed, 20, "shed %llu", (unsigned long long)st.shed);
+    /* About one iteration per connection and per timer, not a spin. */
+    cr_assert_lt(h1.n - h0.n, 2000, "%llu loop iterations in about 1 s",
+                 (unsigned long long)(h1.n - h0.n));
+    for (int i = 0; i < nhog; i++)
+        close(hog[i]);
+    sleep_ms(200); /* the reserve descriptor is taken back on the next shed */
+    cr_assert_eq(pipe(pfd), 0);
+    child_connects(s.port, 5, &served, &closed, pfd);
+    cr_assert_eq(served, 5);
+    srv_stop(&s);
+}
+
+/* Accepted descriptors stop NET_FD_HEADROOM short of the limit. */
+Test(net, fd_headroom_is_kept_for_the_process)
+{
+    struct srv s;
+    struct net_stats st;
+    struct rlimit rl;
+    int served, closed, top, pfd[2];
+
+    /* The loop reads the limit when it listens: lower it first, so that
+     * only about 20 descriptors are left below the loop's ceiling (a
+     * small limit keeps a quarter: loop.c update_fd_ceiling). */
+    top = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(top >= 0);
+    close(top);
+    if (top > 150)
+        cr_skip_test("%d descriptors open already", top);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = (rlim_t)((top + 20) * 4 / 3 + 1);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    srv_start(&s, NULL);
+    cr_assert_eq(pipe(pfd), 0);
+    child_connects(s.port, 60, &served, &closed, pfd);
+    srv_snapshot(&s, &st, NULL);
+    cr_assert_eq(served + closed, 60);
+    cr_assert_gt(closed, 0);
+    cr_assert_eq(st.shed, (uint64_t)closed);
+    srv_stop(&s);
+}
+
+/* The iteration histogram's buckets tile the line and quantiles read it. */
+Test(net, iteration_histogram_buckets)
+{
+    struct net_iter_hist h;
+
+    for (int i = 0; i < NET_ITER_BUCKETS - 1; i++) {
+        cr_assert_eq(net_iter_bucket(net_iter_bucket_low(i)), i, "bucket %d", i);
+        cr_assert_eq(net_iter_bucket(net_iter_bucket_high(i)), i, "bucket %d", i);
+        cr_assert_eq(net_iter_bucket_high(i) + 1, net_iter_bucket_low(i + 1));
+    }
+    memset(&h, 0, sizeof(h));
+    cr_assert_eq(net_iter_quantile(&h, 0.99), 0);
+    for (uint64_t us = 1; us <= 100; us++) {
+        h.count[net_iter_bucket(us)]++;
+        h.n++;
+        h.max_us = us;
+    }
+    h.count[net_iter_bucket(40000)]++;
+    h.n++;
+    h.max_us = 40000;
+    cr_assert_geq(net_iter_quantile(&h, 0.5), 50);
+    cr_assert_leq(net_iter_quantile(&h, 0.5), 63);
+    cr_assert_eq(net_iter_quantile(&h, 1.0), 40000);
 }
