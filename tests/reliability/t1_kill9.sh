@@ -170,7 +170,7 @@ begin_epoch() {
         wait_serving 30 && break
         kill -KILL "$broker_pid" 2>/dev/null
         wait "$broker_pid" 2>/dev/null
-        [ "$tries" -ge 3 ] && fail "the broker did not start (3 tries)"
+        [ "$tries" -ge 10 ] && fail "the broker did not start (10 tries on random ports)"
         rm -rf "$store"
     done
     # Re-created after a restart? Only if the topic config was lost, which
