@@ -21,15 +21,19 @@ build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 
 # Long-tier settings (RELIABILITY.md section 4, "nightly").
-T1_CYCLES=${T1_CYCLES:-1000}
-T2_CUTS=${T2_CUTS:-10000}
-T3_FULL=${T3_FULL:-1}
-T4_TRIALS=${T4_TRIALS:-10000}
-T5_ROUNDS=${T5_ROUNDS:-5}
-T6_SCOPE=${T6_SCOPE:-full}
-T11_CONNS=${T11_CONNS:-10000}
-T14_CYCLES=${T14_CYCLES:-200}
-export T1_CYCLES T2_CUTS T3_FULL T4_TRIALS T5_ROUNDS T6_SCOPE T11_CONNS T14_CYCLES
+T1_CYCLES=${T1_CYCLES:-1000}          # broker kill -9 per flush mode
+T2_CUTS=${T2_CUTS:-10000}             # store power cuts over the 4 modes
+T3_STRIDE=${T3_STRIDE:-1}             # every byte of the last 3 records
+T4_TRIALS=${T4_TRIALS:-10000}         # bit flips
+T5_ROUNDS=${T5_ROUNDS:-8}             # disk-full rounds
+T6_SCOPE=${T6_SCOPE:-full}            # every N, errno and mode
+T8_CYCLES=${T8_CYCLES:-20} T8_BENCH_S=${T8_BENCH_S:-3}
+T9_CYCLES=${T9_CYCLES:-10} T9_BENCH_S=${T9_BENCH_S:-2}
+T10_CYCLES=${T10_CYCLES:-5}
+T11_CONNS=${T11_CONNS:-10000} T11_CYCLES=${T11_CYCLES:-3}
+T14_CYCLES=${T14_CYCLES:-200}         # broker kills (and 20x module kills)
+export T1_CYCLES T2_CUTS T3_STRIDE T4_TRIALS T5_ROUNDS T6_SCOPE T8_CYCLES T8_BENCH_S \
+    T9_CYCLES T9_BENCH_S T10_CYCLES T11_CONNS T11_CYCLES T14_CYCLES
 store_cycles=${STORE_CYCLES:-1000}
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/spk-rel-XXXXXX") || exit 2
