@@ -2361,15 +2361,23 @@ filter_tag_ok(const struct store_filter *f, const uint8_t *rec, uint32_t len)
     return 0;
 }
 
-/* Checks a record on the read path (R6): structure, position, CRCs. */
+/*
+ * Checks a record on the read path: structure, position, CRCs (R6), and
+ * that it is the message the queue unit names (R8): its topic, queue id
+ * and queue offset. A damaged unit can point at another intact record;
+ * handing that out would deliver a message of another queue, or twice.
+ */
 static int
-record_ok(struct store *s, const uint8_t *rec, uint32_t len, uint64_t phys)
+record_ok(struct store *s, const uint8_t *rec, uint32_t len, uint64_t phys, const char *topic,
+          size_t topic_len, int32_t queue_id, uint64_t qoff)
 {
     struct rec_view v;
 
     return rec_parse(rec, len, phys,
                      phys >= s->crc_prop_from ? REC_CHECK_CRC_PROP : REC_CHECK_CRC, &v,
-                     NULL) == (int)len;
+                     NULL) == (int)len &&
+           v.queue_id == queue_id && v.queue_off == qoff && v.topic_len == topic_len &&
+           memcmp(v.topic, topic, topic_len) == 0;
 }
 
 void
@@ -2386,7 +2394,8 @@ store_get(struct store *s, const char *topic, int32_t queue_id, uint64_t qoff,
           uint32_t max_count, uint32_t max_bytes, const struct store_filter *filter,
           struct store_get_result *res)
 {
-    struct queue *q = queue_find(s, topic, strlen(topic), queue_id);
+    size_t topic_len = strlen(topic);
+    struct queue *q = queue_find(s, topic, topic_len, queue_id);
     struct cq *c = q ? queue_cq(q) : NULL;
     uint64_t min, max, idx;
     size_t ss = clog_seg_size(s->clog);
@@ -2469,9 +2478,10 @@ store_get(struct store *s, const char *topic, int32_t queue_id, uint64_t qoff,
                 continue;
             }
             const uint8_t *rec = seg_data(seg) + pos;
-            if (!record_ok(s, rec, cu.size, cu.phys)) {
-                /* Never hand out a damaged record; count it and move on so
-                 * one bad record does not stop the queue. */
+            if (!record_ok(s, rec, cu.size, cu.phys, topic, topic_len, queue_id, idx)) {
+                /* Never hand out a damaged record, or one the unit should
+                 * not name; count it and move on so one bad record does
+                 * not stop the queue. */
                 atomic_fetch_add(&s->st_corrupt_reads, 1);
                 seg_unref(seg);
                 continue;

@@ -14,7 +14,10 @@
  *                           is flipped never displaces another message of
  *                           its queue (the rebuild trusted it);
  *   check_index_header      `store check` names an index header whose end
- *                           offset disagrees with its last entry.
+ *                           offset disagrees with its last entry;
+ *   unit_names_another_record  a queue unit pointing at an intact record of
+ *                           another queue (after a clean shutdown, when
+ *                           units are not all checked) never hands it out.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -264,4 +267,38 @@ Test(damage, check_index_header)
                     NULL);
     insp_close(in);
     cr_expect(ge(uint, problems, 1), "the flipped index header went unreported");
+}
+
+Test(damage, unit_names_another_record)
+{
+    struct store *s = st_open(&cfg, NULL);
+    uint8_t unit[12], buf[4096];
+    struct rec_view v;
+    uint64_t phys;
+
+    st_wait_dispatched(s);
+    store_close(s); /* a clean shutdown: the next open checks no units */
+    /* Queue 0's unit 10 (message 20) now names message 21, of queue 1. */
+    be_put64(unit, rec[21].phys);
+    be_put32(unit + 8, (uint32_t)(rec[21].end - rec[21].phys));
+    char *p = st_path(base, "consumequeue/Dmg/0/00000000000000000000");
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+    cr_assert(ne(int, fd, -1), "%s", p);
+    cr_assert(eq(int, (int)pwrite(fd, unit, sizeof(unit), 10 * 20), (int)sizeof(unit)));
+    close(fd);
+    free(p);
+    s = st_open(&cfg, NULL);
+    static struct store_get_result res;
+    cr_assert(eq(int, store_get(s, "Dmg", 0, 10, 4, 1 << 20, NULL, &res), 0));
+    for (size_t i = 0; i < res.count; i++)
+        cr_assert(ne(u64, res.msgs[i].phys_off, rec[21].phys),
+                  "queue 0 handed out a message of queue 1 at offset %" PRIu64,
+                  res.msgs[i].queue_off);
+    cr_assert(gt(u32, res.count, 0), "the intact messages after it are still read");
+    cr_assert(eq(u64, res.msgs[0].queue_off, 11));
+    store_get_release(&res);
+    /* Its neighbours are untouched. */
+    cr_assert(st_get_one(s, "Dmg", 0, 11, buf, sizeof(buf), &v, &phys));
+    cr_assert(eq(u64, phys, rec[22].phys));
+    store_close(s);
 }
