@@ -102,6 +102,9 @@ static const struct cfg_def store_defs[] = {
      "append the whole-record CRC property __CRC32# to every record"},
     {"checkCRCOnRecover", CFG_BOOL, F(checkCRCOnRecover), 0, 1, "true", NULL, 0,
      "verify CRCs while recovering"},
+    {"recoverCutDamagedTail", CFG_BOOL, F(recoverCutDamagedTail), 0, 1, "false", NULL, 0,
+     "after a refusal to start: cut the log at damage above the checkpoint even though "
+     "whole records follow it (they are dropped; set for one start, then remove)"},
     {"maxMessageSize", CFG_INT, F(maxMessageSize), 1, 1 << 30, "4194304", NULL, CFG_RUNTIME,
      "largest message body in bytes"},
     {"messageIndexEnable", CFG_BOOL, F(messageIndexEnable), 0, 1, "true", NULL, 0,
@@ -1394,14 +1397,16 @@ find_end(struct recov *r, uint64_t from)
      * records beyond it are debris of a flush that never completed. Only
      * damage that does not look like an unwritten sector means the log
      * itself was altered (R7). */
-    if (clog_find_valid_after(s->clog, from, &next) && !looks_unwritten(s, from, next)) {
+    if (!s->cfg.recoverCutDamagedTail && clog_find_valid_after(s->clog, from, &next) &&
+        !looks_unwritten(s, from, next)) {
         char nname[64];
         seg_name_of(s, next, nname, sizeof(nname));
         snprintf(r->err, r->errlen,
                  "%s: invalid record at offset %" PRIu64 " (byte %" PRIu64
                  " of the file): %s; a valid record follows at offset %" PRIu64
                  " (%s), so this is corruption inside the log, not a torn tail. Refusing to "
-                 "start: inspect it with `sprocket store check`",
+                 "start: inspect it with `sprocket store check`; to start anyway, dropping "
+                 "everything from this offset on, start once with --recoverCutDamagedTail=true",
                  name, from, from % ss, why, next, nname);
         return SPK_ECORRUPT;
     }

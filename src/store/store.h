@@ -58,6 +58,8 @@ struct store_config {
     int warmMapedFileEnable;  /* prefault new CommitLog segments */
     int enabledAppendPropCRC; /* whole-record CRC property (default on here) */
     int checkCRCOnRecover;
+    int recoverCutDamagedTail; /* cut at damage above the checkpoint even with valid records
+                                  behind it (an operator's choice after a refusal) */
     int maxMessageSize;
     int messageIndexEnable;
     int maxHashSlotNum;

@@ -613,6 +613,29 @@ Test(recovery, flip_followed_by_valid_record_refuses_to_start)
     flip_sweep(ri, ck, ck, 1);
 }
 
+/* The operator's way out of that refusal: one start with
+ * recoverCutDamagedTail cuts the log at the damaged record. */
+Test(recovery, cut_damaged_tail_on_request)
+{
+    size_t ri = G.n - 2;
+    uint64_t ck = G.r[G.n - 3].phys;
+    struct store *s;
+    struct store_open_info info;
+    char err[512], why[400] = "";
+
+    restore();
+    set_ckpt(G.work, ck, ck, ck);
+    flip_bit(G.r[ri].phys + 88 + G.r[ri].body_len / 2, 3); /* inside the body */
+    cr_assert(eq(int, try_open(&s, &info, err, sizeof(err)), SPK_ECORRUPT));
+    cr_assert(not(eq(ptr, strstr(err, "recoverCutDamagedTail"), NULL)), "%s", err);
+    G.cfg.cfg.recoverCutDamagedTail = 1;
+    int rc = try_open(&s, &info, err, sizeof(err));
+    G.cfg.cfg.recoverCutDamagedTail = 0;
+    cr_assert(eq(int, rc, 0), "%s", err);
+    cr_expect(eq(int, check_prefix(s, ri, why, sizeof(why)), 0), "%s", why);
+    store_close(s);
+}
+
 Test(recovery, corrupt_record_below_scan_is_never_delivered)
 {
     /* The checkpoint a clean close writes: everything durable and
