@@ -26,7 +26,7 @@
 # does not change Criterion's verdict, so the output is checked here.
 # Prints one summary line per suite and a final "N passed, N failed".
 #
-# Environment: JOBS (default 2), CYCLES (kill -9 cycles, default 50),
+# Environment: JOBS (default 2), CYCLES (kill -9 cycles, default 25),
 # RELIABILITY_CYCLES (broker kill -9 cycles per flush mode, default 3),
 # SUITES (default "unit crash"), CRITERION_ARGS (extra runner options,
 # e.g. --filter='store/*'), KEEP_LOGS=1 to keep the logs directory.
@@ -214,7 +214,7 @@ for s in $suites; do
     case $s in
     integration) run_integration ;;
     unit) run_unit ;;
-    crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-50})" ;;
+    crash) run_script crash "crash/kill9.sh (CYCLES=${CYCLES:-25})" ;;
     fuzz) run_script fuzz fuzz/replay.sh ;;
     tools) run_script tools tools/store_tools.sh ;;
     checker) run_script checker checker/run.sh ;;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # kill9.sh - store-level kill -9 cycles (RELIABILITY.md T1).
 #
-#   sh tests/crash/kill9.sh BUILD_DIR        (CYCLES=50 by default)
+#   sh tests/crash/kill9.sh BUILD_DIR        (CYCLES=25 by default)
 #
 # Each cycle starts `crashwriter write` on the same store directory (it
 # recovers whatever the previous cycle left, then appends with synced
@@ -13,7 +13,7 @@ set -u
 
 build=${1:-build/san}
 bin=$build/tests/crashwriter
-cycles=${CYCLES:-50}
+cycles=${CYCLES:-25}
 
 if [ ! -x "$bin" ]; then
     echo "kill9: $bin not found (build it with make test-bins)" >&2

@@ -14,7 +14,7 @@
 # table of record fields a BODYCRC-only store would not notice are printed.
 #
 # Environment:
-#   T4_TRIALS  trials (default 150: the quick tier; make reliability: 10000)
+#   T4_TRIALS  trials (default 80: the quick tier; make reliability: 10000)
 #   T4_SEED    seed (default 1)
 #   SPK_TEST_FASTDIR  where the stores are written (default /dev/shm when
 #              writable, else TMPDIR)
@@ -22,7 +22,7 @@
 set -u
 
 build=${1:-build}
-trials=${T4_TRIALS:-150}
+trials=${T4_TRIALS:-80}
 seed=${T4_SEED:-1}
 bin=$build/tests/bitflip
 
