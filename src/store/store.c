@@ -1266,19 +1266,23 @@ scan_start(struct recov *r)
 
 /*
  * 1 if the damaged bytes [from, next) look unwritten rather than altered:
- * some 512-byte sector they cover, from <from> or from a sector boundary
- * up to the next boundary (at least 8 bytes: a record header), is all
- * zeros. Segments are created zero-filled and never recycled, so a
- * write that a power cut lost (a whole page, or some sectors of a torn
- * one) reads as zeros; a flipped bit or a damaged header never turns a
- * record's start, or a whole sector, into zeros. Reads errors count as
+ * some 512-byte sector they cover ends in a run of zeros reaching its end
+ * boundary, at least 64 bytes long, or starting at <from> itself (at
+ * least 8 bytes: no record header there). Segments are created
+ * zero-filled and never recycled, and a disk writes whole sectors, so a
+ * write that a power cut lost (a whole page, some sectors of a torn one,
+ * or the rest of a page synced while a record was being copied into it)
+ * leaves zeros up to a sector boundary. A flipped bit never turns a
+ * record's start into zeros; a body with 64 zero bytes ending exactly at
+ * a sector boundary, damaged by a flip while above the checkpoint, is the
+ * case this rule gets wrong (docs/DURABILITY.md). Read errors count as
  * "not unwritten" (the caller then refuses, the safe side).
  */
 static int
 looks_unwritten(struct store *s, uint64_t from, uint64_t next)
 {
     struct clog_reader *rd;
-    uint64_t off = from;
+    uint64_t off = from, ss = clog_seg_size(s->clog);
     int found = 0;
 
     if (clog_reader_open(s->clog, recovery_chunk(s), &rd) != 0)
@@ -1286,15 +1290,17 @@ looks_unwritten(struct store *s, uint64_t from, uint64_t next)
     while (off < next && !found) {
         uint64_t end = (off | 511) + 1; /* next sector boundary */
         const uint8_t *p;
-        size_t avail, n = (size_t)(end - off), i;
+        size_t avail, n = (size_t)(end - off), z = 0;
 
         if (end > next)
-            break; /* the sector is not wholly in the damaged span */
+            break; /* the sector's end is not in the damaged span */
         if (clog_reader_at(rd, off, n, &p, &avail) != 0 || avail < n)
             break;
-        for (i = 0; i < n && p[i] == 0; i++)
-            ;
-        found = i == n && n >= 8;
+        while (z < n && p[n - 1 - z] == 0)
+            z++;
+        /* Zeros up to a segment's end are its unused space after a BLANK
+         * filler, not a lost write. */
+        found = (z >= 64 && end % ss != 0) || (off == from && z == n && n >= 8);
         off = end;
     }
     clog_reader_close(rd);
